@@ -1,0 +1,356 @@
+"""Planning: a selection becomes a source window, an input cut with context handles, and the API window."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import opentimelineio as otio
+
+from .errors import PlanError, SelectionError, UnsupportedEditError
+from .limits import Limits, largest_input_frames
+from .metadata import original_name
+from .ports import CutSpec, MediaInfo, RetakeMode
+from .selection import Selection, record_timecode, timeline_rate
+from .timing import exact_rate, format_timecode, rate_text, to_frames
+
+__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
+
+_TR = otio.opentime.TimeRange
+_RT = otio.opentime.RationalTime
+
+
+def media_path_of(ref: otio.core.MediaReference, base_dir: Path | None) -> Path:
+    """A media reference's local file: absolute paths, file:// URLs (Windows drives too), paths relative to the timeline."""
+    if isinstance(ref, otio.schema.MissingReference) or ref is None:
+        raise SelectionError("The clip's media is offline (a missing reference); relink it in the NLE and export again.")
+    if isinstance(ref, otio.schema.GeneratorReference):
+        raise SelectionError(f"The clip is a generator ({ref.generator_kind or 'generated'}), not footage; there is nothing to retake.")
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        raise UnsupportedEditError("The clip's media is an image sequence; render it to a movie file and relink, then retake.")
+    url = getattr(ref, "target_url", "") or ""
+    if not url:
+        raise SelectionError("The clip's media reference has no file path; relink the clip.")
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        raise UnsupportedEditError(f"The clip's media is a web address ({parsed.netloc}); download it and relink to the local file.")
+    if parsed.scheme == "file":
+        path = unquote(parsed.path)
+        if len(path) > 3 and path[0] == "/" and path[2] == ":":  # file:///D:/... -> D:/...
+            path = path[1:]
+        if parsed.netloc and parsed.netloc not in ("localhost",):
+            path = f"//{parsed.netloc}{path}"
+    elif len(parsed.scheme) == 1:  # a Windows drive letter parsed as a scheme
+        path = url
+    else:
+        path = unquote(url)
+    p = Path(path)
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    return Path(os.path.normpath(p))
+
+
+def time_scalar(clip: otio.schema.Clip) -> Fraction:
+    """The speed the clip plays its media at: 1, a LinearTimeWarp's scalar, or a refusal for what we cannot map."""
+    scalar = Fraction(1)
+    for effect in clip.effects:
+        if isinstance(effect, otio.schema.FreezeFrame) or (isinstance(effect, otio.schema.LinearTimeWarp) and effect.time_scalar == 0):
+            raise UnsupportedEditError(
+                f"Clip {clip.name!r} is a freeze frame: it shows one frame of media. Retake the source clip without the freeze instead."
+            )
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            if effect.time_scalar < 0:
+                raise UnsupportedEditError(f"Clip {clip.name!r} plays in reverse ({effect.time_scalar:g}x); reverse clips are not supported: retake the forward clip.")
+            scalar *= Fraction(effect.time_scalar).limit_denominator(100000)
+        elif isinstance(effect, otio.schema.TimeEffect):
+            raise UnsupportedEditError(
+                f"Clip {clip.name!r} has a time effect {effect.effect_name or effect.schema_name()!r} whose speed curve cannot be read; "
+                "render it to a new clip, or remove the effect, then retake."
+            )
+    parent = clip.parent()
+    while parent is not None:
+        if any(isinstance(e, otio.schema.TimeEffect) for e in getattr(parent, "effects", [])):
+            raise UnsupportedEditError(f"Clip {clip.name!r} sits inside a retimed nest; retake it in the nested sequence instead.")
+        parent = parent.parent()
+    return scalar
+
+
+@dataclass(frozen=True)
+class SourceClip:
+    """A selection traced to its media: the file, the clip's own source range, and the speed."""
+
+    selection: Selection
+    media_path: Path
+    scalar: Fraction                        # media time per record time (LinearTimeWarp)
+    clip_range: otio.opentime.TimeRange     # the clip's source_range (media in-point, record duration)
+    clip_record: otio.opentime.TimeRange    # where the whole clip sits in the top-level track
+    record_rate: Fraction
+
+
+def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path | None) -> SourceClip:
+    """Trace a selection to its media file (no I/O: the file is probed by the caller)."""
+    clip = sel.clip
+    path = media_path_of(clip.media_reference, base_dir)
+    scalar = time_scalar(clip)
+    track = timeline.tracks[sel.track_index]
+    clip_record = clip.transformed_time_range(clip.trimmed_range(), track)
+    return SourceClip(sel, path, scalar, clip.trimmed_range(), clip_record, timeline_rate(timeline))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a job needs to know before any upload or spend. Pure data; built by `plan_retake`."""
+
+    label: str
+    clip_name: str
+    track_index: int
+    prompt: str
+    mode: RetakeMode
+    provider: str
+    model: str
+    media: MediaInfo
+    record_range: otio.opentime.TimeRange   # what gets replaced on the track (track time)
+    source_range: otio.opentime.TimeRange   # the replaced part as the clip's source range (media in-point, record duration)
+    version_range: otio.opentime.TimeRange  # the version file's available range, in the clip's source time
+    window_start_frame: int                 # file frames regenerated: [start, start + frames)
+    window_frames: int
+    cut: CutSpec
+    window_offset: int                      # frames into the cut (padding included)
+    start_time: float                       # API window, seconds
+    duration: float
+    scalar: Fraction = Fraction(1)
+    notes: tuple[str, ...] = field(default=())
+    estimate_usd: float | None = None
+    price_basis: str = ""
+    record_timecode: str = ""
+
+    @property
+    def input_seconds(self) -> float:
+        return float(Fraction(self.cut.total_frames) / self.media.frame_rate)
+
+    def summary(self) -> str:
+        rate = self.media.frame_rate
+        return (
+            f"{self.label}: retake {self.record_timecode} ({self.window_frames} frames, {self.duration:.3f} s) "
+            f"from {Path(self.media.path).name} frames {self.window_start_frame}-{self.window_start_frame + self.window_frames - 1}; "
+            f"input cut {self.cut.total_frames} frames ({self.input_seconds:.2f} s at {rate_text(rate)} fps), "
+            f"window at {self.start_time:.3f} s"
+        )
+
+
+def _origin_frames(ref, info: MediaInfo, clip_range, rate: Fraction) -> Fraction:
+    """The source time (in file frames at the media rate) of the file's first frame."""
+    ar = getattr(ref, "available_range", None)
+    if ar is not None:
+        return to_frames(ar.start_time, rate)
+    start = to_frames(clip_range.start_time, rate)
+    if info.start_frame and start >= info.start_frame:
+        return Fraction(info.start_frame)
+    return Fraction(0)
+
+
+def plan_retake(
+    timeline: otio.schema.Timeline,
+    src: SourceClip,
+    info: MediaInfo,
+    limits: Limits,
+    *,
+    prompt: str,
+    mode: RetakeMode,
+    provider: str,
+    model: str,
+    split: bool = False,
+) -> list[Plan]:
+    """Plan the retake of one selection: widen short windows, refuse long ones (or split when asked), add handles."""
+    sel = src.selection
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise PlanError(f"{sel.label}: the prompt is empty; say what the retake should show.")
+    if len(prompt) > limits.max_prompt_chars:
+        raise PlanError(f"The prompt has {len(prompt)} characters; the service takes at most {limits.max_prompt_chars}. Shorten it.")
+    if not info.has_video and mode != RetakeMode.REPLACE_AUDIO:
+        raise PlanError(f"{Path(info.path).name} has no picture; only --mode replace_audio can retake it.")
+    rate = exact_rate(info.frame_rate)
+    rec_rate = src.record_rate
+    clip = sel.clip
+    origin = _origin_frames(clip.media_reference, info, src.clip_range, rate)
+    clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
+    clip_rec_start = round(to_frames(src.clip_record.start_time, rec_rate))
+    clip_rec_end = clip_rec_start + round(to_frames(src.clip_record.duration, rec_rate))
+
+    def file_frame(rec: int) -> Fraction:
+        """The file frame shown at record frame `rec` (fractional between frames)."""
+        offset_clip_rate = (rec - clip_rec_start) * src.scalar
+        return clip_in_media + _rec_to_media(offset_clip_rate, rec_rate, rate)
+
+    ra = round(to_frames(sel.record_range.start_time, rec_rate))
+    rb = ra + round(to_frames(sel.record_range.duration, rec_rate))
+    notes: list[str] = []
+    min_w = limits.min_window_frames(rate)
+    max_w = limits.max_window_frames(rate)
+    span = lambda a, b: math.ceil(file_frame(b)) - math.floor(file_frame(a))  # noqa: E731
+
+    if span(ra, rb) > max_w:
+        seconds = float(Fraction(span(ra, rb)) / rate)
+        longest = float(Fraction(max_w) / rate)
+        if not split:
+            raise PlanError(
+                f"{sel.label}: the selection is {seconds:.2f} s of media; a retake window can be at most {longest:.2f} s "
+                f"({max_w} frames at {rate_text(rate)} fps: the input must stay within {limits.max_input_s:g} s with a frame count of "
+                f"8k+1). Select less, or pass --split to make several jobs."
+            )
+        pieces = math.ceil(span(ra, rb) / max_w)
+        while True:
+            bounds = [ra + (rb - ra) * i // pieces for i in range(pieces + 1)]
+            if all(span(a, b) <= max_w for a, b in zip(bounds, bounds[1:])):
+                break
+            pieces += 1
+        notes_split = f"split {seconds:.2f} s into {pieces} jobs"
+        out = []
+        for a, b in zip(bounds, bounds[1:]):
+            piece = Selection(sel.track_index, clip, _TR(_RT(a, float(rec_rate)), _RT(b - a, float(rec_rate))), sel.prompt,
+                              f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
+            sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate)
+            for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model):
+                out.append(_with_note(p, notes_split))
+        return out
+
+    # Widen a short selection to the service's minimum, inside the clip first.
+    sa, sb = ra, rb
+    if span(ra, rb) < min_w:
+        before = span(ra, rb)
+        while span(sa, sb) < min_w and (sa > clip_rec_start or sb < clip_rec_end):
+            if sb < clip_rec_end and (sb - rb <= ra - sa or sa <= clip_rec_start):
+                sb += 1
+            else:
+                sa -= 1
+        ra, rb = sa, sb
+        notes.append(
+            f"the selection was {float(Fraction(before) / rate):.2f} s; the service needs at least {limits.min_window_s:g} s, "
+            f"so it was widened to {record_timecode(timeline, _RT(ra, float(rec_rate)))}-{record_timecode(timeline, _RT(rb, float(rec_rate)))}"
+        )
+    wa, wb = math.floor(file_frame(ra)), math.ceil(file_frame(rb))
+    if wb - wa < min_w:
+        # The clip itself is shorter than the minimum: the window reaches into the media beyond its in/out
+        # points (the same shot); only the clip's own frames go back on the timeline.
+        grow = min_w - (wb - wa)
+        take_after = min(grow - grow // 2, info.frame_count - wb)
+        take_before = min(grow - take_after, wa)
+        take_after = min(grow - take_before, info.frame_count - wb)
+        wa, wb = wa - take_before, wb + take_after
+        if wb - wa < min_w:
+            raise PlanError(
+                f"{sel.label}: the media {Path(info.path).name} has only {info.frame_count} frames "
+                f"({float(Fraction(info.frame_count) / rate):.2f} s); a retake window needs at least {limits.min_window_s:g} s."
+            )
+        notes.append(f"the clip is shorter than {limits.min_window_s:g} s; the window uses media beyond its in and out points")
+    if wa < 0 or wb > info.frame_count:
+        raise SelectionError(
+            f"{sel.label}: the clip asks for frames {wa}-{wb - 1} of {Path(info.path).name}, which has frames 0-{info.frame_count - 1}; "
+            "the clip's source range lies outside its media (relink to the right file, or check the media's start timecode)."
+        )
+    w = wb - wa
+    cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate)
+    notes.extend(cut_notes)
+
+    record = _TR(_RT(ra, float(rec_rate)), _RT(rb - ra, float(rec_rate)))
+    clip_rate = exact_rate(src.clip_range.start_time.rate)
+    src_start = src.clip_range.start_time + _frames_as_time(Fraction(ra - clip_rec_start) * src.scalar, rec_rate, clip_rate)
+    source_range = _TR(src_start, _frames_as_time(Fraction(rb - ra), rec_rate, clip_rate))
+    version_range = _TR(_frames_as_time(Fraction(wa) + origin, rate, clip_rate), _frames_as_time(Fraction(w), rate, clip_rate))
+    seconds_in = float(Fraction(cut.total_frames) / rate)
+    return [
+        Plan(
+            label=sel.label,
+            clip_name=original_name(clip),
+            track_index=sel.track_index,
+            prompt=prompt,
+            mode=mode,
+            provider=provider,
+            model=model,
+            media=info,
+            record_range=record,
+            source_range=source_range,
+            version_range=version_range,
+            window_start_frame=wa,
+            window_frames=w,
+            cut=cut,
+            window_offset=offset,
+            start_time=float(Fraction(offset) / rate),
+            duration=float(Fraction(w) / rate),
+            scalar=src.scalar,
+            notes=tuple(notes),
+            estimate_usd=limits.estimate_usd(seconds_in),
+            price_basis=limits.price_basis,
+            record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
+        )
+    ]
+
+
+def _with_note(plan: Plan, note: str) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, notes=(note, *plan.notes))
+
+
+def _pulldown(a: Fraction | float, b: Fraction | float) -> bool:
+    ratio = exact_rate(a) / exact_rate(b)
+    return ratio in (Fraction(1001, 1000), Fraction(1000, 1001))
+
+
+def _rec_to_media(frames_at_rec: Fraction, rec_rate: Fraction, media_rate: Fraction) -> Fraction:
+    if rec_rate == media_rate or _pulldown(rec_rate, media_rate):
+        return Fraction(frames_at_rec)
+    return Fraction(frames_at_rec) * media_rate / rec_rate
+
+
+def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: Fraction) -> otio.opentime.RationalTime:
+    """A frame count at `from_rate` as a RationalTime at `to_rate` (pull-down rates count one for one)."""
+    return _RT(float(_rec_to_media(frames, from_rate, to_rate)), float(to_rate))
+
+
+def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction) -> tuple[CutSpec, int, list[str]]:
+    """The input clip: the window plus as much context as the limits allow, balanced around it, 8k+1 frames."""
+    w = wb - wa
+    longest = limits.max_input_frames(rate)
+    before, after = wa, info.frame_count - wb
+    context = longest - w
+    pre = min(before, max(context // 2, context - after))
+    post = min(after, context - pre)
+    total = w + pre + post
+    notes: list[str] = []
+    fitted = largest_input_frames(total, limits.frame_multiple)
+    if fitted >= max(w, limits.min_input_frames):
+        excess = total - fitted
+        while excess:  # trim the larger handle first, keeping the balance
+            if pre >= post and pre > 0:
+                pre -= 1
+            else:
+                post -= 1
+            excess -= 1
+        pad_head = pad_tail = 0
+    else:
+        needed = max(limits.min_input_frames, w)
+        target = needed if (needed - 1) % limits.frame_multiple == 0 else largest_input_frames(needed, limits.frame_multiple) + limits.frame_multiple
+        pad = target - total
+        if pad > limits.frame_multiple - 1 or target > longest:
+            raise PlanError(
+                f"{Path(info.path).name} has only {info.frame_count} frames ({float(Fraction(info.frame_count) / rate):.2f} s); "
+                f"the model needs an input of at least {limits.min_input_frames} frames. Use a longer source clip."
+            )
+        pad_tail = pad if after == post else 0
+        pad_head = pad - pad_tail
+        notes.append(f"the media runs out before {target} frames: {pad} frame(s) of its {'last' if pad_tail else 'first'} frame pad the input (never the window)")
+    cut = CutSpec(info.path, wa - pre, w + pre + post, rate, pad_head=pad_head, pad_tail=pad_tail)
+    return cut, pad_head + pre, notes
+
+
+def timecode_at(info: MediaInfo, frame: int) -> str | None:
+    """The source timecode of a file frame (None when the media has no timecode)."""
+    if info.start_timecode is None:
+        return None
+    return format_timecode(info.start_frame + frame, info.frame_rate, info.drop_frame)

@@ -1,0 +1,257 @@
+"""Splicing: a retake goes back as a new version of the clip (split at the window) or on a free track above.
+
+These functions MUTATE the timeline they are given (callers work on a copy they read from disk; the
+input file is never written). Neighbours never ripple and the timeline's duration never changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import opentimelineio as otio
+
+from .errors import SpliceError
+from .metadata import NS, original_name
+from .plan import Plan
+from .selection import record_timecode
+
+__all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
+           "RETAKE_TRACK_NAME", "original_name", "describe_landing"]
+
+RETAKE_TRACK_NAME = "LTX Retakes"
+_TR = otio.opentime.TimeRange
+_RT = otio.opentime.RationalTime
+_KEY = re.compile(r"^retake_v(\d{3,})$")
+
+
+@dataclass(frozen=True)
+class Version:
+    """A conformed retake ready to splice: its number, file and provenance."""
+
+    number: int
+    clip_name: str
+    path: Path
+    provenance: dict
+
+    @property
+    def key(self) -> str:
+        return version_key(self.number)
+
+    @property
+    def name(self) -> str:
+        return version_name(self.clip_name, self.number)
+
+
+def version_key(number: int) -> str:
+    return f"retake_v{number:03d}"
+
+
+def version_name(clip_name: str, number: int) -> str:
+    return f"{clip_name}_retake_v{number:03d}"
+
+
+def next_version_number(timeline: otio.schema.Timeline, clip_name: str, taken_files: set[str] = frozenset()) -> int:
+    """1 + the highest version of `clip_name` on the timeline or among file stems already on disk."""
+    highest = 0
+    for clip in timeline.find_clips():
+        meta = clip.metadata.get(NS)
+        if not meta or meta.get("original_name") != clip_name:
+            continue
+        for key in clip.media_references():
+            m = _KEY.match(key)
+            if m:
+                highest = max(highest, int(m.group(1)))
+        if "version" in meta:
+            highest = max(highest, int(meta["version"]))
+    pattern = re.compile(re.escape(clip_name) + r"_retake_v(\d{3,})$")
+    for stem in taken_files:
+        m = pattern.match(stem)
+        if m:
+            highest = max(highest, int(m.group(1)))
+    return highest + 1
+
+
+def _version_reference(plan: Plan, version: Version) -> otio.schema.ExternalReference:
+    ref = otio.schema.ExternalReference(target_url=str(version.path), available_range=plan.version_range)
+    ref.name = version.name
+    ref.metadata[NS] = dict(version.provenance)
+    return ref
+
+
+def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
+    """The clip that shows the planned record range now (earlier splices may have split the original)."""
+    track = timeline.tracks[plan.track_index]
+    for item, rng in _clips_with_ranges(track):
+        if rng.contains(plan.record_range.start_time) and rng.end_time_exclusive() >= plan.record_range.end_time_exclusive():
+            if original_name(item) != plan.clip_name:
+                break
+            return item, rng
+    raise SpliceError(
+        f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
+        "it was edited since the retake was planned. Retake again on the current timeline."
+    )
+
+
+def _clips_with_ranges(track: otio.schema.Track):
+    ranges = track.range_of_all_children()
+    for item in track:
+        if isinstance(item, otio.schema.Clip):
+            yield item, ranges[item]
+        elif isinstance(item, otio.core.Composition):
+            for clip in item.find_clips():
+                yield clip, clip.transformed_time_range(clip.trimmed_range(), track)
+
+
+def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> None:
+    kept = [m for m in piece.markers if source.contains(m.marked_range.start_time)]
+    del piece.markers[:]
+    piece.markers.extend(kept)
+
+
+def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
+    """Split the clip at the window's edges; the middle part gets the retake as its active media reference."""
+    clip, rng = _locate(timeline, plan)
+    track = timeline.tracks[plan.track_index]
+    before = timeline.duration()
+    offset = plan.record_range.start_time - rng.start_time
+    length = plan.record_range.duration
+    trimmed = clip.trimmed_range()
+    if offset.value == 0 and length.almost_equal(rng.duration) and clip.metadata.get(NS):
+        middle = clip  # the same window was retaken before: add a version, no split
+    else:
+        parent = clip.parent()
+        index = list(parent).index(clip)
+        rate = trimmed.duration.rate
+        offset_c = offset.rescaled_to(rate)
+        end_c = (offset + length).rescaled_to(rate)
+        pieces = []
+        if offset_c.value > 0:
+            left = clip.clone()
+            left.source_range = _TR(trimmed.start_time, offset_c)
+            pieces.append(left)
+        middle = clip.clone()
+        middle.source_range = _TR(plan.source_range.start_time, length.rescaled_to(rate))
+        pieces.append(middle)
+        rest = trimmed.duration - end_c
+        if rest.value > 0:
+            right = clip.clone()
+            scalar = float(plan.scalar)
+            right_start = plan.source_range.start_time + _RT(length.rescaled_to(rate).value * scalar, rate)
+            right.source_range = _TR(right_start, rest)
+            pieces.append(right)
+        for piece in pieces:
+            _keep_markers(piece, piece.source_range)
+        del parent[index]
+        for i, piece in enumerate(pieces):
+            parent.insert(index + i, piece)
+    refs = dict(middle.media_references())
+    if version.key in refs:
+        raise SpliceError(f"{middle.name!r} already has a version {version.key}; pick the next number.")
+    refs[version.key] = _version_reference(plan, version)
+    middle.set_media_references(refs, version.key)
+    meta = dict(middle.metadata.get(NS, {}))
+    meta.setdefault("original_name", plan.clip_name)
+    versions = dict(meta.get("versions", {}))
+    versions[version.key] = dict(version.provenance)
+    meta.update(active=version.key, versions=versions, placement="splice")
+    middle.metadata[NS] = meta
+    middle.name = version.name
+    _check_unchanged(timeline, before, plan)
+    return middle
+
+
+def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
+    """Put the retake on the first track above that is free over the window (a new track when none is)."""
+    clip, _ = _locate(timeline, plan)
+    before = timeline.duration()
+    source_track = timeline.tracks[plan.track_index]
+    target = None
+    for i in range(plan.track_index + 1, len(timeline.tracks)):
+        t = timeline.tracks[i]
+        if t.kind == source_track.kind and _is_free(t, plan.record_range):
+            target = t
+            break
+    if target is None:
+        target = otio.schema.Track(name=RETAKE_TRACK_NAME, kind=source_track.kind)
+        timeline.tracks.append(target)
+    new = otio.schema.Clip(name=version.name, source_range=_TR(plan.source_range.start_time, plan.source_range.duration))
+    new.set_media_references({version.key: _version_reference(plan, version)}, version.key)
+    for effect in clip.effects:
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            new.effects.append(copy.deepcopy(effect))
+    new.metadata[NS] = {
+        "original_name": plan.clip_name,
+        "version": version.number,
+        "active": version.key,
+        "versions": {version.key: dict(version.provenance)},
+        "placement": "above",
+        "source_track": source_track.name or plan.track_index,
+    }
+    _overwrite_gap(target, new, plan.record_range)
+    _check_unchanged(timeline, before, plan)
+    return new
+
+
+def _is_free(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> bool:
+    ranges = track.range_of_all_children()
+    for item in track:
+        r = ranges[item]
+        if r.intersects(rng) and not isinstance(item, otio.schema.Gap) and r.duration.value > 0:
+            return False
+        if isinstance(item, otio.schema.Transition) and r.intersects(rng):
+            return False
+    return True
+
+
+def _overwrite_gap(track: otio.schema.Track, item: otio.schema.Clip, rng: otio.opentime.TimeRange) -> None:
+    """Put `item` at `rng` on a track that is empty there (gaps or past its end)."""
+    rate = rng.duration.rate
+    end = track.duration().rescaled_to(rate) if len(track) else _RT(0, rate)
+    if end <= rng.start_time:
+        if rng.start_time > end:
+            track.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), rng.start_time - end)))
+        track.append(item)
+        return
+    ranges = track.range_of_all_children()
+    for index, gap in enumerate(list(track)):
+        r = ranges[gap]
+        if not isinstance(gap, otio.schema.Gap) or not r.contains(rng.start_time):
+            continue
+        head = rng.start_time - r.start_time
+        tail = r.end_time_exclusive() - rng.end_time_exclusive()
+        pieces = []
+        if head.value > 0:
+            pieces.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), head.rescaled_to(rate))))
+        pieces.append(item)
+        if tail.value > 0:
+            pieces.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), tail.rescaled_to(rate))))
+        elif tail.value < 0:
+            # The gap ends inside the window: the track ends there (checked free by the caller).
+            if index != len(track) - 1:
+                raise SpliceError("The track above is not free over the whole window.")
+        del track[index]
+        for i, piece in enumerate(pieces):
+            track.insert(index + i, piece)
+        return
+    raise SpliceError("No free space on the track above over the window.")
+
+
+def _check_unchanged(timeline, before, plan: Plan) -> None:
+    after = timeline.duration()
+    if not after.almost_equal(before):
+        raise SpliceError(
+            f"Splicing {plan.label} would change the timeline's length from {before.to_seconds():.3f} s to "
+            f"{after.to_seconds():.3f} s; nothing was saved. Please report this with the timeline."
+        )
+
+
+def describe_landing(timeline: otio.schema.Timeline, plan: Plan, placement: str) -> str:
+    """One sentence saying where the result will land, for the user before anything is sent."""
+    where = f"{plan.record_timecode} on track {plan.track_index + 1}"
+    if placement == "above":
+        return f"The retake of {plan.clip_name!r} will go on the first free track above, at {where}; the original track is untouched."
+    return (f"The retake of {plan.clip_name!r} will replace {where} as a new version (the original stays one call away); "
+            f"neighbours do not move. Record start {record_timecode(timeline, plan.record_range.start_time)}.")

@@ -1,0 +1,222 @@
+"""Selections mapped to source media exactly: nesting, trims, global start, rates, drop-frame, speed effects."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import opentimelineio as otio
+import pytest
+
+from ltx_retake.errors import PlanError, SelectionError, UnsupportedEditError
+from ltx_retake.limits import limits_for
+from ltx_retake.plan import plan_retake, source_clip
+from ltx_retake.ports import RetakeMode
+from ltx_retake.selection import select_clip, select_markers, select_range
+
+from timelines import RT, TR, clip, info, timeline
+
+LIMITS = limits_for("fal")
+
+
+def plan(tl, sel, media, **kw):
+    src = source_clip(tl, sel, None)
+    return plan_retake(tl, src, media, LIMITS, prompt="p", mode=RetakeMode.REPLACE_VIDEO, provider="fal", model="m", **kw)
+
+
+def test_range_by_record_timecode_maps_through_global_start_and_trims():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 10, 100), clip("b", "/m/b.mov", 86400 + 500, 200))
+    (sel,) = select_range(tl, "01:00:05:00", "01:00:08:00")  # b starts at record 100 frames = 01:00:04:04
+    assert sel.clip.name == "b"
+    (p,) = plan(tl, sel, info("/m/b.mov"))
+    # record 120 is 20 frames into b; b's in-point is file frame 500
+    assert (p.window_start_frame, p.window_frames) == (520, 72)
+    assert p.source_range.start_time.value == 86400 + 520
+    assert p.record_timecode == "01:00:05:00-01:00:08:00"
+    assert p.cut.start_frame <= 520 and p.cut.start_frame + p.cut.frame_count >= 592
+    assert (p.cut.total_frames - 1) % 8 == 0 and 73 <= p.cut.total_frames <= 480
+    assert p.start_time == pytest.approx((520 - p.cut.start_frame) / 24)
+
+
+def test_bare_frames_count_from_the_timeline_start():
+    tl = timeline(clip("a", "/m/a.mov", 86400, 240))
+    (sel,) = select_range(tl, "24", "96")
+    assert sel.record_range == TR(RT(24, 24), RT(72, 24))
+
+
+def test_handles_are_balanced_and_fill_the_limit():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 1000, 120))
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=3000))
+    assert p.cut.total_frames == 473  # largest 8k+1 within 20 s at 24 fps
+    pre = p.window_start_frame - p.cut.start_frame
+    post = p.cut.start_frame + p.cut.frame_count - (p.window_start_frame + p.window_frames)
+    assert abs(pre - post) <= 1
+    assert p.estimate_usd == pytest.approx(round(0.10 * 473 / 24, 2))
+
+
+def test_handles_come_from_beyond_the_clip_and_shift_when_the_media_runs_out():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 10, 60))  # 10 frames of media before the clip's in-point
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=400))
+    assert p.cut.start_frame == 0
+    assert p.cut.total_frames == 393  # 400 frames available -> largest 8k+1
+    assert p.window_offset == 10
+
+
+def test_short_selection_is_widened_inside_the_shot_and_the_user_is_told():
+    tl = timeline(clip("a", "/m/a.mov", 86400, 24), clip("b", "/m/a.mov", 86400 + 100, 240))
+    (sel,) = select_range(tl, "01:00:01:00", "01:00:01:12")  # 12 frames at the head of b
+    (p,) = plan(tl, sel, info())
+    assert p.window_frames == 48
+    assert p.record_range.start_time.value == 24  # never leaves b for its neighbour
+    assert any("widened" in n for n in p.notes)
+
+
+def test_a_clip_shorter_than_two_seconds_borrows_media_beyond_its_cut_points():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 200, 30))
+    (p,) = plan(tl, select_clip(tl, "a"), info())
+    assert p.window_frames == 48 and p.record_range.duration.value == 30
+    v0 = p.version_range.start_time.value
+    assert v0 <= p.source_range.start_time.value
+    assert p.source_range.end_time_exclusive().value <= v0 + p.version_range.duration.value
+
+
+def test_too_long_is_refused_with_the_reason_and_split_only_when_asked():
+    tl = timeline(clip("a", "/m/a.mov", 86400, 1200))
+    sel = select_clip(tl, "a")
+    with pytest.raises(PlanError, match=r"at most 19\.71 s.*--split"):
+        plan(tl, sel, info())
+    parts = plan(tl, sel, info(), split=True)
+    assert len(parts) == 3
+    assert sum(p.window_frames for p in parts) == 1200
+    assert parts[0].record_range.end_time_exclusive() == parts[1].record_range.start_time
+
+
+def test_media_too_short_for_the_model_is_refused():
+    tl = timeline(clip("a", "/m/a.mov", 86400, 50))
+    with pytest.raises(PlanError, match="at least 73 frames"):
+        plan(tl, select_clip(tl, "a"), info(frames=50))
+
+
+def test_padding_aligns_to_8k_plus_1_only_outside_the_window():
+    tl = timeline(clip("a", "/m/a.mov", 86400, 76))
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=76))
+    assert p.cut.total_frames == 81 and p.cut.pad_head + p.cut.pad_tail == 5
+    assert p.window_offset == p.cut.pad_head and p.window_frames == 76
+
+
+def test_nested_stack_and_trimmed_nested_track():
+    inner = otio.schema.Track(name="inner")
+    inner.append(clip("n1", "/m/a.mov", 86400 + 300, 200))
+    inner.append(clip("n2", "/m/a.mov", 86400 + 900, 200))
+    inner.source_range = TR(RT(50, 24), RT(250, 24))  # trimmed: shows n1 from its frame 50, then 100 frames of n2
+    stack = otio.schema.Stack(name="nest")
+    stack.append(inner)
+    tl = timeline(clip("head", "/m/a.mov", 86400, 48), stack)
+    # The trim shows n1 from its frame 50 (record 48..197) then n2 from its first frame (record 198..297).
+    with pytest.raises(SelectionError, match="crosses a cut"):
+        select_range(tl, "01:00:08:00", "01:00:11:00")  # record 192..263 straddles n1 | n2 inside the nest
+    (sel2,) = select_range(tl, "01:00:08:06", "01:00:11:06")
+    assert sel2.clip.name == "n2"
+    (p2,) = plan(tl, sel2, info())
+    assert p2.window_start_frame == 900 and p2.window_frames == 72
+
+
+def test_nested_range_across_an_inner_cut_is_refused_or_split_per_clip():
+    inner = otio.schema.Track()
+    inner.append(clip("n1", "/m/a.mov", 86400 + 300, 100))
+    inner.append(clip("n2", "/m/a.mov", 86400 + 900, 100))
+    stack = otio.schema.Stack()
+    stack.append(inner)
+    tl = timeline(stack)
+    with pytest.raises(SelectionError, match="crosses a cut"):
+        select_range(tl, "01:00:03:00", "01:00:05:00")
+    sels = select_range(tl, "01:00:03:00", "01:00:05:00", per_clip=True)
+    assert [s.clip.name for s in sels] == ["n1", "n2"]
+    assert [s.record_range.duration.value for s in sels] == [28, 20]
+
+
+def test_linear_time_warp_is_applied():
+    c = clip("fast", "/m/a.mov", 86400 + 100, 120)
+    c.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))
+    tl = timeline(c)
+    (sel,) = select_range(tl, "01:00:01:00", "01:00:03:00")  # 48 record frames from record 24
+    (p,) = plan(tl, sel, info())
+    assert p.window_start_frame == 100 + 48 and p.window_frames == 96
+    assert p.source_range.start_time.value == 86400 + 148
+    assert p.scalar == 2
+
+
+@pytest.mark.parametrize("effect,match", [
+    (otio.schema.FreezeFrame(), "freeze frame"),
+    (otio.schema.LinearTimeWarp(time_scalar=-1.0), "reverse"),
+    (otio.schema.TimeEffect(name="TimeWarp", effect_name="TimeWarp"), "cannot be read"),
+])
+def test_speed_effects_we_cannot_map_are_refused(effect, match):
+    c = clip("x", "/m/a.mov", 86400, 120)
+    c.effects.append(effect)
+    tl = timeline(c)
+    with pytest.raises(UnsupportedEditError, match=match):
+        source_clip(tl, select_clip(tl, "x"), None)
+
+
+def test_media_rate_differs_from_timeline_rate_through_seconds():
+    # A 15 fps clip on a 30 fps timeline (Premiere's example): record frames are twice media frames.
+    c = clip("slow", "/m/a.mov", 0, 300, rate=30)
+    tl = timeline(c, rate=30, start=0)
+    (sel,) = select_range(tl, "60", "180")
+    (p,) = plan(tl, sel, info(rate=Fraction(15), frames=600, start_frame=0, tc=None))
+    assert (p.window_start_frame, p.window_frames) == (30, 60)
+
+
+def test_pulldown_rates_count_frames_one_for_one():
+    # An EDL at 24 over 23.976 media: timecode labels match frame for frame.
+    c = clip("a", "/m/a.mov", 86400 + 240, 240, rate=24)
+    tl = timeline(c, rate=24)
+    (p,) = plan(tl, select_clip(tl, "a"), info(rate=Fraction(24000, 1001), frames=2400, start_frame=86400))
+    assert p.window_start_frame == 240 and p.window_frames == 240
+
+
+def test_drop_frame_record_timecode():
+    rate = 30000 / 1001
+    c = clip("df", "/m/a.mov", 107892, 3600, rate=rate)  # media starts at 01:00:00;00 DF
+    tl = timeline(c, rate=rate, start=107892)
+    (sel,) = select_range(tl, "01:01:00;02", "01:01:03;02")
+    # 01:01:00;02 is 1800 frames after 01:00:00;00 (frames ;00 and ;01 do not exist in minute 1)
+    assert sel.record_range.start_time.value == 1800
+    (p,) = plan(tl, sel, info(rate=Fraction(30000, 1001), frames=3600, start_frame=107892, tc="01:00:00;00"))
+    assert p.window_start_frame == 1800 and p.window_frames == 90
+    assert p.record_timecode == "01:01:00;02-01:01:03;02"
+
+
+def test_available_range_defines_the_media_time_even_without_file_timecode():
+    c = clip("a", "/m/a.mov", 1000 + 48, 96, avail=(1000, 500))
+    tl = timeline(c)
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=500, start_frame=0, tc=None))
+    assert p.window_start_frame == 48
+
+
+def test_source_outside_media_is_refused():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 2300, 200))
+    with pytest.raises(SelectionError, match="outside its media"):
+        plan(tl, select_clip(tl, "a"), info(frames=2400))
+
+
+def test_markers_are_a_batch_with_their_prompts():
+    a = clip("a", "/m/a.mov", 86400, 240)
+    a.markers.append(otio.schema.Marker(name="sky", marked_range=TR(RT(86400 + 10, 24), RT(48, 24)), comment="make the sky stormy"))
+    tl = timeline(a, clip("b", "/m/b.mov", 86400, 240))
+    tl.tracks[0].markers.append(otio.schema.Marker(name="add rain", marked_range=TR(RT(300, 24), RT(0, 24))))
+    sels = select_markers(tl)
+    assert [(s.clip.name, s.prompt) for s in sels] == [("a", "make the sky stormy"), ("b", "add rain")]
+    assert sels[0].record_range == TR(RT(10, 24), RT(48, 24))
+    assert sels[1].record_range.duration.value == 1
+
+
+def test_clip_by_index_and_ambiguous_names():
+    tl = timeline(clip("a", "/m/a.mov", 86400, 48), clip("a", "/m/a.mov", 86400, 48), clip("c", "/m/a.mov", 86400, 48))
+    assert select_clip(tl, "#3").clip.name == "c"
+    with pytest.raises(SelectionError, match="2 clips are named 'a'"):
+        select_clip(tl, "a")
+    with pytest.raises(SelectionError, match="#4 does not exist"):
+        select_clip(tl, "#4")
+    with pytest.raises(SelectionError, match="No clip named 'zz'.*'a', 'a', 'c'"):
+        select_clip(tl, "zz")

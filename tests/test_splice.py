@@ -1,0 +1,171 @@
+"""Splicing versions into timelines (pure OTIO): split at the window, versions, placement above, round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from ltx_retake.adapters.timeline_files import read_timeline, write_timeline
+from ltx_retake.errors import InputError, SelectionError
+from ltx_retake.limits import limits_for
+from ltx_retake.plan import plan_retake, source_clip
+from ltx_retake.ports import RetakeMode
+from ltx_retake.selection import select_clip, select_range
+from ltx_retake.splice import NS, Version, next_version_number, place_above, splice_version
+from ltx_retake.versions import list_versions, use_version
+
+from timelines import RT, TR, clip, info, timeline
+
+
+def plan_for(tl, start, end, media=None, track=None):
+    (sel,) = select_range(tl, start, end, track)
+    src = source_clip(tl, sel, None)
+    (p,) = plan_retake(tl, src, media or info(), limits_for("local"), prompt="rain", mode=RetakeMode.REPLACE_VIDEO,
+                       provider="local", model="m")
+    return p
+
+
+def version(p, n, tmp=Path("/r")):
+    return Version(n, p.clip_name, tmp / f"{p.clip_name}_retake_v{n:03d}.mp4", {"prompt": p.prompt, "request_id": f"r{n}"})
+
+
+def ranges(track):
+    spans = track.range_of_all_children()
+    return [(it.name, spans[it].start_time.value, spans[it].duration.value) for it in track]
+
+
+def three_clips():
+    return timeline(clip("a", "/m/a.mov", 86400, 96), clip("b", "/m/a.mov", 86400 + 200, 240), clip("c", "/m/a.mov", 86400, 96))
+
+
+def test_split_at_the_window_keeps_neighbours_and_duration():
+    tl = three_clips()
+    before = tl.duration()
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")  # record 144..216 inside b (96..335)
+    middle = splice_version(tl, p, version(p, 1))
+    assert tl.duration() == before
+    track = tl.tracks[0]
+    names = [it.name for it in track]
+    assert names == ["a", "b", "b_retake_v001", "b", "c"]
+    spans = {id(it): r for it, r in track.range_of_all_children().items()}
+    assert [(spans[id(it)].start_time.value, spans[id(it)].duration.value) for it in track] == [
+        (0, 96), (96, 48), (144, 72), (216, 120), (336, 96)]
+    # media continuity: each piece starts where the last one stopped
+    assert [it.source_range.start_time.value - 86400 for it in list(track)[1:4]] == [200, 248, 320]
+    assert middle.active_media_reference_key == "retake_v001"
+    refs = middle.media_references()
+    assert refs[otio.schema.Clip.DEFAULT_MEDIA_KEY].target_url == "/m/a.mov"
+    assert refs["retake_v001"].target_url == "/r/b_retake_v001.mp4"
+    avail = refs["retake_v001"].available_range
+    assert avail.start_time <= middle.source_range.start_time
+    assert avail.end_time_exclusive() >= middle.source_range.end_time_exclusive()
+    assert middle.metadata[NS]["versions"]["retake_v001"]["request_id"] == "r1"
+
+
+def test_second_retake_of_the_same_window_adds_a_version_without_splitting():
+    tl = three_clips()
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    splice_version(tl, p, version(p, 1))
+    p2 = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    assert next_version_number(tl, "b") == 2
+    mid = splice_version(tl, p2, version(p2, 2))
+    assert len(tl.tracks[0]) == 5
+    assert sorted(mid.media_references()) == ["DEFAULT_MEDIA", "retake_v001", "retake_v002"]
+    assert mid.active_media_reference_key == "retake_v002" and mid.name == "b_retake_v002"
+
+
+def test_use_switches_versions_and_back_to_the_original_in_one_call():
+    tl = three_clips()
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    splice_version(tl, p, version(p, 1))
+    splice_version(tl, plan_for(tl, "01:00:06:00", "01:00:09:00"), version(p, 2))
+    (rc,) = list_versions(tl)
+    assert rc.versions == ("retake_v001", "retake_v002") and rc.active == "retake_v002"
+    use_version(tl, "b", "v001")
+    assert list_versions(tl)[0].active == "retake_v001"
+    use_version(tl, "b_retake_v001", "original")
+    (rc,) = list_versions(tl)
+    assert rc.active == "original" and rc.clip.name == "b"
+    assert rc.clip.media_reference.target_url == "/m/a.mov"
+    with pytest.raises(SelectionError, match="no version 'v009'"):
+        use_version(tl, "b", "v009")
+    with pytest.raises(SelectionError, match="No retaken clip 'a'"):
+        use_version(tl, "a", "v001")
+
+
+def test_a_retake_inside_an_earlier_retake_splits_that_version_piece():
+    tl = three_clips()
+    p = plan_for(tl, "01:00:06:00", "01:00:12:00")
+    splice_version(tl, p, version(p, 1))
+    p2 = plan_for(tl, "01:00:07:00", "01:00:10:00")
+    assert p2.clip_name == "b"
+    splice_version(tl, p2, version(p2, 2))
+    assert [it.name for it in tl.tracks[0]] == ["a", "b", "b_retake_v001", "b_retake_v002", "b_retake_v001", "b", "c"]
+    assert tl.duration().value == 96 + 240 + 96
+
+
+def test_placement_above_leaves_the_original_track_untouched():
+    tl = three_clips()
+    original = otio.adapters.write_to_string(tl.tracks[0])
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    new = place_above(tl, p, version(p, 1))
+    assert otio.adapters.write_to_string(tl.tracks[0]) == original
+    assert len(tl.tracks) == 2 and tl.tracks[1].name == "LTX Retakes"
+    assert ranges(tl.tracks[1]) == [("", 0, 144), ("b_retake_v001", 144, 72)]
+    assert new.media_reference.target_url == "/r/b_retake_v001.mp4"
+    p2 = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    place_above(tl, p2, version(p2, 2))
+    assert len(tl.tracks) == 3  # the first track above is taken there: the next goes higher
+    p3 = plan_for(tl, "01:00:00:00", "01:00:03:00")  # over clip a: the retake track is free there
+    place_above(tl, p3, version(p3, 1))
+    assert ranges(tl.tracks[1]) == [("a_retake_v001", 0, 72), ("", 72, 72), ("b_retake_v001", 144, 72)]
+    use_version(tl, "b", "original")
+    assert not any(c.enabled for c in tl.tracks[1].find_clips() if c.name.startswith("b_"))
+
+
+def test_otio_round_trip_keeps_every_version_and_edl_keeps_the_active(tmp_path):
+    tl = three_clips()
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    splice_version(tl, p, version(p, 1, tmp_path))
+    out = write_timeline(tl, tmp_path / "new.otio")
+    back = read_timeline(out)
+    (rc,) = list_versions(back)
+    assert rc.versions == ("retake_v001",) and rc.active == "retake_v001"
+    assert back.duration() == tl.duration()
+    edl = write_timeline(tl, tmp_path / "new.edl")
+    text = edl.read_text()
+    assert "b_retake_v001" in text
+
+
+def test_write_never_overwrites_the_input_and_leaves_no_temp_files(tmp_path):
+    tl = three_clips()
+    src = write_timeline(tl, tmp_path / "in.otio")
+    before = src.read_bytes()
+    with pytest.raises(InputError, match="Refusing to overwrite the input"):
+        write_timeline(tl, src, protect=(src,))
+    with pytest.raises(InputError, match="already exists"):
+        write_timeline(tl, src)
+    with pytest.raises(InputError):
+        write_timeline(tl, tmp_path / "out.nosuchformat")
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.otio"]
+
+
+def test_markers_stay_with_the_piece_they_mark():
+    b = clip("b", "/m/a.mov", 86400 + 200, 240)
+    b.markers.append(otio.schema.Marker(name="early", marked_range=TR(RT(86400 + 210, 24), RT(1, 24))))
+    b.markers.append(otio.schema.Marker(name="late", marked_range=TR(RT(86400 + 400, 24), RT(1, 24))))
+    tl = timeline(clip("a", "/m/a.mov", 86400, 96), b)
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    splice_version(tl, p, version(p, 1))
+    assert [[m.name for m in it.markers] for it in tl.tracks[0]] == [[], ["early"], [], ["late"]]
+
+
+def test_whole_clip_selection_next_to_a_dissolve_is_refused():
+    tl = three_clips()
+    tl.tracks[0].insert(2, otio.schema.Transition(in_offset=RT(12, 24), out_offset=RT(12, 24)))
+    with pytest.raises(SelectionError, match="transition"):
+        select_clip(tl, "b")
+    select_range(tl, "01:00:06:00", "01:00:09:00")  # clear of it: fine
