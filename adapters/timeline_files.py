@@ -59,6 +59,23 @@ def _read_edl(path: Path, rate: Fraction | None) -> otio.schema.Timeline:
         return otio.adapters.read_from_string(text, "cmx_3600", rate=float(rate), ignore_timecode_mismatch=True)
 
 
+def _edl_markers_to_source_time(timeline: otio.schema.Timeline) -> None:
+    """OTIO's CMX reader puts LOC markers on clips in absolute record time; clip markers live in source time."""
+    start = timeline.global_start_time
+    offset = start.value if start is not None else 0
+    for track in timeline.tracks:
+        ranges = track.range_of_all_children()
+        for item in track:
+            if not isinstance(item, otio.schema.Clip):
+                continue
+            rec = ranges[item]
+            rate = item.source_range.start_time.rate
+            for m in item.markers:
+                at = m.marked_range.start_time.rescaled_to(rate).value - offset - rec.start_time.rescaled_to(rate).value
+                dur = m.marked_range.duration.rescaled_to(rate) if m.marked_range.duration.value else otio.opentime.RationalTime(0, rate)
+                m.marked_range = otio.opentime.TimeRange(item.source_range.start_time + otio.opentime.RationalTime(at, rate), dur)
+
+
 def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     """Fix quirks on read: an EDL's negative record start becomes the timeline's global start."""
     starts = [t.source_range.start_time for t in timeline.tracks if t.source_range is not None]
@@ -86,7 +103,8 @@ def read_timeline(path: str | Path, *, rate: float | Fraction | None = None, nam
         raise TimelineReadError(f"No installed OTIO adapter reads .{suffix} files ({path.name}); readable: {known}.")
     try:
         if suffixes[suffix] == "cmx_3600":
-            result = _read_edl(path, rate)
+            result = _normalise(_read_edl(path, rate))
+            _edl_markers_to_source_time(result)
         else:
             result = otio.adapters.read_from_file(str(path))
     except InputError:

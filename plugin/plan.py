@@ -189,7 +189,7 @@ def plan_retake(
 
     ra = round(to_frames(sel.record_range.start_time, rec_rate))
     rb = ra + round(to_frames(sel.record_range.duration, rec_rate))
-    notes: list[str] = []
+    notes: list[str] = list(sel.notes)
     min_w = limits.min_window_frames(rate)
     max_w = limits.max_window_frames(rate)
     span = lambda a, b: math.ceil(file_frame(b)) - math.floor(file_frame(a))  # noqa: E731

@@ -36,6 +36,7 @@ class Selection:
     prompt: str | None = None              # from a marker, in batch mode
     label: str = ""                        # how messages name it
     track_kind: str = otio.schema.TrackKind.Video
+    notes: tuple[str, ...] = ()            # what the user should be told about how it was chosen
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:
@@ -129,7 +130,14 @@ def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | No
                 "pick one with --range or with #N."
             )
     c, r = found[0]
-    return selections_in(timeline, ti, r, per_clip=False, label=f"{c.name} on {_track_label(timeline, ti)}")[0]
+    label = f"{c.name} on {_track_label(timeline, ti)}"
+    clear = _clear_of_transitions(track_obj, r)
+    if clear is None:
+        raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
+    notes = ()
+    if clear != r:
+        notes = (f"the clip's dissolves were left out: the retake covers {_span(timeline, clear)} of {_span(timeline, r)}",)
+    return Selection(ti, c, clear, label=label, track_kind=track_obj.kind, notes=notes)
 
 
 def _parse_point(text: str, timeline: otio.schema.Timeline, rate: Fraction) -> int:
@@ -153,43 +161,25 @@ def select_range(timeline: otio.schema.Timeline, start: str, end: str, track: st
 
 
 def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: bool, prompt: str | None = None,
-                   label: str | None = None) -> list[Selection]:
+                  label: str | None = None) -> list[Selection]:
+    """What shows on track `ti` over `rng`: one selection, or one per clip with `per_clip` (refused otherwise)."""
     track = timeline.tracks[ti]
-    end = track.range_of_child_at_index(len(track) - 1).end_time_exclusive() if len(track) else _RT(0, rng.start_time.rate)
+    end = track.duration() if len(track) else _RT(0, rng.start_time.rate)
     if rng.start_time < _RT(0, rng.start_time.rate) or rng.end_time_exclusive() > end:
         raise SelectionError(
             f"The range {_span(timeline, rng)} lies outside track {_track_label(timeline, ti)}, "
             f"which runs {_span(timeline, _TR(_RT(0, end.rate), end))}."
         )
-    hits = []
-    ranges = track.range_of_all_children()
-    for item in track:
-        r = ranges[item]
-        if isinstance(item, otio.schema.Transition):
-            covered = _TR(r.start_time - item.in_offset, item.in_offset + item.out_offset)
-            if covered.intersects(rng) and covered.duration.value > 0:
-                raise UnsupportedEditError(
-                    f"The range {_span(timeline, rng)} touches the transition {item.name or item.transition_type!r} "
-                    f"at {_span(timeline, covered)}; pick a range clear of it (retaking inside a dissolve would mix two shots)."
-                )
-            continue
-        if not r.intersects(rng) or r.duration.value == 0:
-            continue
-        part = _TR(max(r.start_time, rng.start_time), min(r.end_time_exclusive(), rng.end_time_exclusive()) - max(r.start_time, rng.start_time))
-        hits.append((item, part))
-    if not hits:
-        raise SelectionError(f"Nothing on track {_track_label(timeline, ti)} at {_span(timeline, rng)}.")
+    _refuse_transitions(timeline, track, rng)
     out: list[Selection] = []
-    for item, part in hits:
-        if isinstance(item, otio.schema.Gap):
+    for item, part in _visible(track, rng):
+        if item is None:
             raise SelectionError(f"The range {_span(timeline, rng)} includes a gap at {_span(timeline, part)}; there is no media there to retake.")
-        if isinstance(item, otio.core.Composition):
-            for clip, cr in _clips_in_composition(item, track):
-                if cr.intersects(part) and cr.duration.value > 0:
-                    sub = _TR(max(cr.start_time, part.start_time), min(cr.end_time_exclusive(), part.end_time_exclusive()) - max(cr.start_time, part.start_time))
-                    out.append(Selection(ti, clip, sub, prompt, label or f"{clip.name} on {_track_label(timeline, ti)}", track.kind))
-        else:
-            out.append(Selection(ti, item, part, prompt, label or f"{item.name} on {_track_label(timeline, ti)}", track.kind))
+        if out and out[-1].clip is item:
+            continue
+        out.append(Selection(ti, item, part, prompt, label or f"{item.name} on {_track_label(timeline, ti)}", track.kind))
+    if not out:
+        raise SelectionError(f"Nothing on track {_track_label(timeline, ti)} at {_span(timeline, rng)}.")
     if len(out) > 1 and not per_clip:
         names = ", ".join(f"{s.clip.name!r} ({_span(timeline, s.record_range)})" for s in out)
         raise SelectionError(
@@ -199,11 +189,98 @@ def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: 
     return out
 
 
-def _clips_in_composition(comp, track) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
+def _transition_spans(track: otio.schema.Track) -> list[tuple[otio.schema.Transition, otio.opentime.TimeRange]]:
+    """Every transition on or inside the track with the record range it covers."""
     out = []
-    for clip in comp.find_clips():
-        out.append((clip, clip.transformed_time_range(clip.trimmed_range(), track)))
+    for t in track.find_children(descended_from_type=otio.schema.Transition):
+        parent = t.parent()
+        covered = parent.range_of_child(t)  # OTIO gives a transition the range it covers: cut - in .. cut + out
+        if parent is not track:
+            covered = parent.transformed_time_range(covered, track)
+        if covered.duration.value > 0:
+            out.append((t, covered))
     return out
+
+
+def _clear_of_transitions(track, r: otio.opentime.TimeRange) -> otio.opentime.TimeRange | None:
+    """The longest part of `r` that no transition covers (None when nothing is left)."""
+    pieces = [r]
+    for _, covered in _transition_spans(track):
+        nxt = []
+        for p in pieces:
+            if not covered.intersects(p):
+                nxt.append(p)
+                continue
+            if covered.start_time > p.start_time:
+                nxt.append(_TR(p.start_time, covered.start_time - p.start_time))
+            if covered.end_time_exclusive() < p.end_time_exclusive():
+                nxt.append(_TR(covered.end_time_exclusive(), p.end_time_exclusive() - covered.end_time_exclusive()))
+        pieces = nxt
+    return max(pieces, key=lambda p: p.duration.to_seconds()) if pieces else None
+
+
+def _refuse_transitions(timeline, track: otio.schema.Track, rng: otio.opentime.TimeRange) -> None:
+    for t, covered in _transition_spans(track):
+        if covered.intersects(rng):
+            raise UnsupportedEditError(
+                f"The range {_span(timeline, rng)} touches the transition {t.name or t.transition_type!r} "
+                f"at {_span(timeline, covered)}; pick a range clear of it (retaking inside a dissolve would mix two shots)."
+            )
+
+
+def _visible(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> list[tuple[otio.schema.Clip | None, otio.opentime.TimeRange]]:
+    """The clips that show over `rng` in time order (None for gaps). In a nested stack the top layer shows."""
+    pieces: list[tuple[otio.schema.Clip | None, otio.opentime.TimeRange]] = []
+    ranges = track.range_of_all_children()
+    for item in track:
+        if isinstance(item, otio.schema.Transition):
+            continue
+        r = ranges[item]
+        if r.duration.value <= 0 or not r.intersects(rng):
+            continue
+        part = _intersection(r, rng)
+        if isinstance(item, otio.schema.Clip):
+            pieces.append((item, part))
+        elif isinstance(item, otio.core.Composition):
+            pieces.extend(_visible_in_composition(item, track, part))
+        else:
+            pieces.append((None, part))
+    return pieces
+
+
+def _visible_in_composition(comp, top: otio.schema.Track, part) -> list:
+    layered = []  # (layer, clip, range in top time); later layers of a stack sit on top
+    for clip in comp.find_clips():
+        r = clip.transformed_time_range(clip.trimmed_range(), top)
+        if r.duration.value > 0 and r.intersects(part) and clip.enabled:
+            layer, node = 0, clip
+            while node.parent() is not comp and node.parent() is not None:
+                node = node.parent()
+            if isinstance(comp, otio.schema.Stack):
+                layer = list(comp).index(node)
+            layered.append((layer, clip, _intersection(r, part)))
+    cuts = sorted({part.start_time.to_seconds(), part.end_time_exclusive().to_seconds()}
+                  | {x for _, _, r in layered for x in (r.start_time.to_seconds(), r.end_time_exclusive().to_seconds())})
+    rate = part.start_time.rate
+    out: list = []
+    for a, b in zip(cuts, cuts[1:]):
+        mid = _RT.from_seconds((a + b) / 2, rate)
+        showing = [(layer, clip) for layer, clip, r in layered if r.contains(mid)]
+        clip = max(showing, key=lambda lc: lc[0])[1] if showing else None
+        seg = _TR(_RT.from_seconds(a, rate).round(), _RT.from_seconds(b, rate).round() - _RT.from_seconds(a, rate).round())
+        if seg.duration.value <= 0:
+            continue
+        if out and out[-1][0] is clip:
+            prev = out[-1][1]
+            out[-1] = (clip, _TR(prev.start_time, seg.end_time_exclusive() - prev.start_time))
+        else:
+            out.append((clip, seg))
+    return out
+
+
+def _intersection(a: otio.opentime.TimeRange, b: otio.opentime.TimeRange) -> otio.opentime.TimeRange:
+    start = max(a.start_time, b.start_time)
+    return _TR(start, min(a.end_time_exclusive(), b.end_time_exclusive()) - start)
 
 
 def _span(timeline, rng: otio.opentime.TimeRange) -> str:
@@ -219,11 +296,16 @@ def select_markers(timeline: otio.schema.Timeline, track: str | int | None = Non
         found.append((m, m.marked_range))
     for m in trk.markers:
         found.append((m, m.marked_range))
+    hidden = 0
     for clip, _ in _clips_in(trk):
         for m in clip.markers:
+            if not _shows(clip.trimmed_range(), m.marked_range.start_time):
+                hidden += 1  # outside the clip's used range: not on the timeline as the editor sees it
+                continue
             found.append((m, clip.transformed_time_range(m.marked_range, trk)))
     if not found:
-        raise SelectionError(f"Track {_track_label(timeline, ti)} and the timeline have no markers; add markers or use --clip / --range.")
+        extra = f" ({hidden} clip markers lie outside their clips' used ranges and do not show)" if hidden else ""
+        raise SelectionError(f"Track {_track_label(timeline, ti)} and the timeline have no markers{extra}; add markers or use --clip / --range.")
     out = []
     rate = timeline_rate(timeline)
     for marker, rng in sorted(found, key=lambda mr: mr[1].start_time.value / mr[1].start_time.rate):
@@ -236,6 +318,10 @@ def select_markers(timeline: otio.schema.Timeline, track: str | int | None = Non
         label = f"marker {marker.name or prompt[:20]!r} at {record_timecode(timeline, rng.start_time)}"
         out.extend(selections_in(timeline, ti, rng, per_clip=False, prompt=prompt, label=label))
     return out
+
+
+def _shows(rng: otio.opentime.TimeRange, t: otio.opentime.RationalTime) -> bool:
+    return rng.start_time <= t < rng.end_time_exclusive()
 
 
 def clip_at(timeline: otio.schema.Timeline, ti: int, t: otio.opentime.RationalTime) -> tuple[otio.schema.Clip, otio.opentime.TimeRange] | None:

@@ -163,9 +163,12 @@ def test_markers_stay_with_the_piece_they_mark():
     assert [[m.name for m in it.markers] for it in tl.tracks[0]] == [[], ["early"], [], ["late"]]
 
 
-def test_whole_clip_selection_next_to_a_dissolve_is_refused():
+def test_a_dissolve_is_left_out_of_a_whole_clip_and_refused_inside_a_range():
     tl = three_clips()
-    tl.tracks[0].insert(2, otio.schema.Transition(in_offset=RT(12, 24), out_offset=RT(12, 24)))
-    with pytest.raises(SelectionError, match="transition"):
-        select_clip(tl, "b")
+    tl.tracks[0].insert(1, otio.schema.Transition(in_offset=RT(12, 24), out_offset=RT(12, 24)))  # a|b dissolve, record 84..108
+    sel = select_clip(tl, "b")
+    assert (sel.record_range.start_time.value, sel.record_range.duration.value) == (108, 228)
+    assert "dissolves were left out" in sel.notes[0]
+    with pytest.raises(SelectionError, match="touches the transition"):
+        select_range(tl, "01:00:04:00", "01:00:07:00")
     select_range(tl, "01:00:06:00", "01:00:09:00")  # clear of it: fine

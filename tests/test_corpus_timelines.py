@@ -1,0 +1,121 @@
+"""Real timelines from Avid, Premiere, Resolve, Hiero and FCP X: read, select and trace, or refuse by name."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import opentimelineio as otio
+import pytest
+
+from ltx_retake.adapters.timeline_files import read_timeline, sniff_edl_rate
+from ltx_retake.errors import RetakeError, SelectionError, TimelineReadError, UnsupportedEditError
+from ltx_retake.plan import media_path_of, source_clip, time_scalar
+from ltx_retake.selection import find_track, select_clip, select_markers, select_range, timeline_rate
+
+TIMELINES = [
+    "aaf/transitions.aaf",
+    "edl/avid_2997df_colon_tc.edl",
+    "edl/avid_cdl_loc_markers.edl",
+    "edl/premiere_25fps_effects.edl",
+    "fcp7xml/premiere_disabled_clips.xml",
+    "fcp7xml/premiere_example.xml",
+    "otio/hiero_timeline_sq001.otio",
+    "otio/nested_example.otio",
+    "otio/resolve_effects.otio",
+    "otio/timecode_rates_mixed.otio",
+]
+
+
+@pytest.mark.parametrize("name", TIMELINES)
+def test_every_clip_is_traced_or_refused_with_a_named_error(corpus, name):
+    tl = read_timeline(corpus / name)
+    traced = refused = 0
+    for ti, track in enumerate(tl.tracks):
+        if track.kind != otio.schema.TrackKind.Video:
+            continue
+        label = f"V{sum(1 for t in list(tl.tracks)[: ti + 1] if t.kind == track.kind)}"
+        for n in range(1, len(list(track.find_clips())) + 1):
+            try:
+                source_clip(tl, select_clip(tl, f"#{n}", label), (corpus / name).parent)
+                traced += 1
+            except RetakeError as exc:
+                assert str(exc) and "Traceback" not in str(exc)
+                refused += 1
+    assert traced + refused > 0
+
+
+def test_edl_rates_are_sniffed(corpus):
+    assert sniff_edl_rate((corpus / "edl/avid_2997df_colon_tc.edl").read_text()) == Fraction(30000, 1001)
+    assert sniff_edl_rate((corpus / "edl/premiere_25fps_effects.edl").read_text()) == 25
+    assert sniff_edl_rate((corpus / "edl/avid_cdl_loc_markers.edl").read_text()) == 24
+
+
+def test_edl_record_start_becomes_global_start_and_loc_markers_are_a_batch(corpus):
+    tl = read_timeline(corpus / "edl/avid_cdl_loc_markers.edl")
+    assert tl.global_start_time.value == 191724  # 02:13:08:12 at 24
+    assert all(t.source_range is None for t in tl.tracks)
+    sels = select_markers(tl)
+    assert len(sels) == 37
+    assert sels[0].clip.name == "117C-3-B" and sels[0].prompt == "Sc 117 INTERCUT"
+    assert any("Norway" in s.prompt for s in sels)
+    with pytest.raises(SelectionError, match="offline"):
+        source_clip(tl, sels[0], None)
+
+
+def test_edl_speed_effects_read_as_time_warps(corpus):
+    tl = read_timeline(corpus / "edl/avid_2997df_colon_tc.edl")
+    assert timeline_rate(tl) == Fraction(30000, 1001)
+    warps = [e.time_scalar for c in tl.find_clips() for e in c.effects if isinstance(e, otio.schema.LinearTimeWarp)]
+    assert warps and all(w > 0 for w in warps)
+
+
+def test_hiero_float_rate_and_timewarp_effect(corpus):
+    tl = read_timeline(corpus / "otio/hiero_timeline_sq001.otio")
+    assert timeline_rate(tl) == Fraction(24000, 1001)
+    refusals = []
+    for ti, track in enumerate(tl.tracks):
+        for clip in track.find_clips():
+            if any(isinstance(e, otio.schema.TimeEffect) for e in clip.effects):
+                with pytest.raises(UnsupportedEditError) as info:
+                    time_scalar(clip)
+                refusals.append(str(info.value))
+    assert refusals and all("speed" in r or "freeze" in r or "reverse" in r for r in refusals)
+
+
+def test_premiere_windows_paths_and_generators(corpus):
+    tl = read_timeline(corpus / "fcp7xml/premiere_example.xml")
+    urls = {c.name: c.media_reference for c in tl.find_clips()}
+    paths = [str(media_path_of(r, None)) for r in urls.values() if isinstance(r, otio.schema.ExternalReference) and r.target_url]
+    assert any(p.startswith("D:/media/") for p in paths)
+    gens = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.GeneratorReference)]
+    assert gens
+    with pytest.raises(SelectionError, match="generator"):
+        media_path_of(gens[0].media_reference, None)
+
+
+def test_transitions_in_real_files_are_refused_inside_a_range(corpus):
+    tl = read_timeline(corpus / "otio/resolve_effects.otio")
+    track = tl.tracks[find_track(tl, "V1")]
+    transition = next(iter(track.find_children(descended_from_type=otio.schema.Transition)))
+    covered = track.range_of_child(transition)
+    with pytest.raises(UnsupportedEditError, match="transition"):
+        select_range(tl, str(int(covered.start_time.value)), str(int(covered.start_time.value + 2)))
+
+
+def test_fcpxml_library_needs_a_timeline_name(corpus):
+    with pytest.raises(TimelineReadError, match="choose one with --timeline"):
+        read_timeline(corpus / "fcpxml/fcpx_example.fcpxml")
+    tl = read_timeline(corpus / "fcpxml/fcpx_example.fcpxml", name="OpenTimeline_Project")
+    sels = select_markers(tl)
+    assert sels[0].prompt == "Marker 1"
+    # compound clips show their top layer; every clip on V1 traces to its media
+    for n in range(1, len(list(tl.tracks[0].find_clips())) + 1):
+        source_clip(tl, select_clip(tl, f"#{n}"), None)
+
+
+def test_nested_example_clips_are_found_inside_stacks(corpus):
+    tl = read_timeline(corpus / "otio/nested_example.otio")
+    sel = select_clip(tl, "Clip Inside A Stack 2")
+    assert sel.record_range.start_time.value == 302
+    with pytest.raises(SelectionError, match="offline"):
+        source_clip(tl, sel, None)
