@@ -1,0 +1,266 @@
+"""The `ltx-retake` command line: retake, versions, use, serve, demo. Exit codes a script can rely on.
+
+    0    every job done (the new timeline is written)
+    1    an unexpected error (a bug: please report it with the command line)
+    2    bad input: timeline, selection, limits or arguments; nothing was sent, nothing was charged
+    3    media: ffmpeg could not cut, conform or verify
+    4    service: refused, failed, unreachable, or no key
+    5    the result could not be spliced into the timeline
+    130  cancelled
+Progress goes to stderr; results (paths, or JSON with --json) go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, RetakeError, redact
+from .ports import RetakeMode
+from .progress import JobEvent, Step
+from .settings import load_settings
+
+__all__ = ["main", "build_parser"]
+
+
+class ConsoleProgress:
+    """Prints a job's steps, service log lines and coarse progress to a stream (stderr)."""
+
+    def __init__(self, stream=None, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self._last: dict[str, tuple[Step, int]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, e: JobEvent) -> None:
+        if self.quiet and e.step not in (Step.FAILED, Step.CANCELLED):
+            return
+        with self._lock:
+            lines = []
+            if e.fraction is not None:
+                tenth = int(e.fraction * 10)
+                if self._last.get(e.job) == (e.step, tenth):
+                    return
+                self._last[e.job] = (e.step, tenth)
+                lines.append(f"[{e.job}] {e.step.value} {int(e.fraction * 100)}%")
+            elif e.message:
+                lines.append(f"[{e.job}] {e.step.value}: {e.message}")
+            lines.extend(f"[{e.job}]   | {line}" for line in e.log)
+            for line in lines:
+                print(redact(line), file=self.stream, flush=True)
+
+
+def _add_timeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("timeline", type=Path, help="a timeline file (.otio, .otioz, .edl, .xml, .fcpxml, .aaf)")
+    p.add_argument("--timeline", dest="timeline_name", metavar="NAME", help="which timeline, when the file holds several")
+    p.add_argument("--rate", type=float, help="the frame rate of an EDL, when its timecodes do not tell")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltx-retake", description="Retake a window of a clip with LTX-2 and splice it back as a new version.")
+    parser.add_argument("--version", action="version", version=f"ltx-retake {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("retake", help="retake a clip, a range or every marker, and write a new timeline")
+    _add_timeline_args(r)
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--clip", metavar="NAME", help="a clip by name, or #N for the N-th clip on the track")
+    what.add_argument("--range", nargs=2, metavar=("IN", "OUT"), help="record in and out (timecode, or frames from the start); OUT is exclusive")
+    what.add_argument("--markers", action="store_true", help="one job per marker; its name or comment is the prompt")
+    r.add_argument("--track", help="V1, A2, a track name, or a number (default V1)")
+    r.add_argument("--prompt", help="what the retake should show (with --markers: added before each marker's text)")
+    r.add_argument("--mode", default="replace_audio_and_video", help="replace_video, replace_audio or replace_audio_and_video (video, audio, both)")
+    r.add_argument("--provider", choices=("local", "fal", "runcomfy"), default="local")
+    r.add_argument("--model", help="the model id (default: the provider's setting)")
+    r.add_argument("--local-protocol", choices=("fal", "runcomfy"), default="fal", help="which protocol the local service is driven through")
+    r.add_argument("--placement", choices=("splice", "above"), default="splice")
+    r.add_argument("-o", "--output", type=Path, required=True, help="the new timeline to write (.otio keeps every version)")
+    r.add_argument("--media-dir", type=Path, help="where retake media goes (default: <timeline>_retakes/ beside the output)")
+    r.add_argument("--per-clip", action="store_true", help="a range across cuts becomes one job per clip")
+    r.add_argument("--split", action="store_true", help="a window over the service's limit becomes several jobs")
+    r.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    r.add_argument("--in-place", action="store_true", help="allow -o to be the input timeline itself")
+    r.add_argument("--dry-run", action="store_true", help="plan and print, send nothing")
+    r.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    r.add_argument("--quiet", action="store_true", help="print only failures on stderr")
+
+    v = sub.add_parser("versions", help="list the clips that have retakes, their versions and the active one")
+    _add_timeline_args(v)
+    v.add_argument("--json", action="store_true")
+
+    u = sub.add_parser("use", help="make a version (or the original) the one a clip shows")
+    _add_timeline_args(u)
+    u.add_argument("clip", help="the clip's original name or a version's name")
+    u.add_argument("version", help="v002, retake_v002, <clip>_retake_v002, or original")
+    u.add_argument("--at", metavar="TIMECODE", help="which window, when the clip was retaken in several places")
+    u.add_argument("-o", "--output", type=Path, help="write here instead of updating TIMELINE in place")
+
+    s = sub.add_parser("serve", help="run the embedded local retake service (fal and RunComfy protocols) until Ctrl-C")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--storage", type=Path, help="keep uploads and results here (default: a temporary folder)")
+    s.add_argument("--queue-delay", type=float, default=0.0)
+    s.add_argument("--processing-delay", type=float, default=0.0)
+    s.add_argument("--quirks", default="", help="comma list of int_fps, snap_8k1, audio_24k: behave like the real model")
+
+    d = sub.add_parser("demo", help="make a small project with real media, retake a shot on the local service, show before and after")
+    d.add_argument("--dir", type=Path, default=Path("ltx-retake-demo"), help="where to put the project (default ./ltx-retake-demo)")
+    d.add_argument("--local-protocol", choices=("fal", "runcomfy"), default="fal")
+    return parser
+
+
+def _cmd_retake(a: argparse.Namespace) -> int:
+    from .compose import model_for, offline_wiring, wiring_for
+    from .runner import RetakeOrder, prepare, run
+    from .progress import EventLog
+
+    settings = load_settings()
+    if not a.markers and not a.prompt:
+        raise InputError("--prompt is required with --clip and --range (with --markers each marker's text is the prompt).")
+    order = RetakeOrder(
+        timeline=a.timeline, output=a.output, prompt=a.prompt, mode=RetakeMode.parse(a.mode), provider=a.provider,
+        model=model_for(a.provider, settings, a.model), clip=a.clip, range=tuple(a.range) if a.range else None,
+        markers=a.markers, track=a.track, per_clip=a.per_clip, split=a.split, placement=a.placement,
+        media_dir=a.media_dir, overwrite=a.force, in_place=a.in_place,
+    )
+    printer = ConsoleProgress(quiet=a.quiet)
+    if a.dry_run:
+        _, jobs, media_dir = prepare(order, offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name), printer)
+        _report(a, jobs, None, media_dir)
+        return 0
+    log = EventLog(printer)
+    cancel = threading.Event()
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            with wiring_for(a.provider, settings, model=a.model, local_protocol=a.local_protocol, rate=a.rate,
+                            timeline_name=a.timeline_name) as wiring:
+                box["outcome"] = run(order, wiring, log, cancel)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="ltx-retake-run", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        print("Cancelling: asking the service to stop queued jobs ...", file=sys.stderr)
+        cancel.set()
+        worker.join(60)
+    if "error" in box:
+        raise box["error"]
+    outcome = box.get("outcome")
+    if outcome is None:
+        return 130
+    _report(a, outcome.jobs, outcome.output, outcome.media_dir)
+    return outcome.exit_code
+
+
+def _report(a, jobs, output, media_dir) -> None:
+    if a.json:
+        print(json.dumps({
+            "output": str(output) if output else None,
+            "media_dir": str(media_dir),
+            "jobs": [{
+                "id": j.id, "state": j.step.value, "clip": j.plan.clip_name, "record": j.plan.record_timecode,
+                "version": j.version.name if j.version else None,
+                "file": str(j.version.path) if j.version and j.step == Step.SPLICED else None,
+                "request_id": j.request_id, "error": j.error, "notes": list(j.plan.notes),
+                "estimate_usd": j.plan.estimate_usd,
+            } for j in jobs],
+        }, indent=2))
+        return
+    for j in jobs:
+        if j.step == Step.SPLICED:
+            print(f"{j.version.name}\t{j.plan.record_timecode}\t{j.version.path}")
+        elif j.step == Step.PLANNED:
+            print(f"planned\t{j.plan.summary()}")
+        else:
+            print(f"{j.step.value}\t{j.plan.label}\t{j.error}" + (f"\trequest {j.request_id}" if j.request_id else ""))
+    if output:
+        print(f"timeline\t{output}")
+
+
+def _cmd_versions(a: argparse.Namespace) -> int:
+    from .compose import offline_wiring
+    from .versions import list_versions
+
+    tl = offline_wiring(load_settings(), rate=a.rate, timeline_name=a.timeline_name).store.read(a.timeline)
+    found = list_versions(tl)
+    if a.json:
+        print(json.dumps([{"clip": r.original_name, "record": r.record_timecode, "track": r.track_index + 1,
+                           "placement": r.placement, "versions": list(r.versions), "active": r.active} for r in found], indent=2))
+    else:
+        if not found:
+            print(f"{a.timeline.name} has no retakes.", file=sys.stderr)
+        for r in found:
+            print(r.describe())
+    return 0
+
+
+def _cmd_use(a: argparse.Namespace) -> int:
+    from .compose import offline_wiring
+    from .versions import use_version
+
+    store = offline_wiring(load_settings(), rate=a.rate, timeline_name=a.timeline_name).store
+    tl = store.read(a.timeline)
+    changed = use_version(tl, a.clip, a.version, a.at)
+    out = a.output or a.timeline
+    store.write(tl, out, overwrite=True)
+    for r in changed:
+        print(f"{r.original_name}\t{r.record_timecode}\t{a.version}")
+    print(f"timeline\t{out}")
+    return 0
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from .adapters.local_service import LocalServiceConfig, serve
+
+    quirks = {q.strip() for q in a.quirks.split(",") if q.strip()}
+    unknown = quirks - {"int_fps", "snap_8k1", "audio_24k"}
+    if unknown:
+        raise InputError(f"Unknown quirks {sorted(unknown)}; use int_fps, snap_8k1, audio_24k.")
+    config = LocalServiceConfig(storage_dir=a.storage, queue_delay=a.queue_delay, processing_delay=a.processing_delay,
+                                int_fps="int_fps" in quirks, snap_8k1="snap_8k1" in quirks, audio_24k="audio_24k" in quirks)
+    print(f"ltx-retake local service (offline preview engine) on http://{a.host}:{a.port}  (Ctrl-C stops it)", file=sys.stderr)
+    serve(a.host, a.port, config)
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    started = time.monotonic()
+    result = run_demo(a.dir, local_protocol=a.local_protocol, progress=ConsoleProgress())
+    print(f"project\t{result.source_timeline}")
+    print(f"timeline\t{result.output_timeline}")
+    print(f"version\t{result.version_file}")
+    print(f"contact sheet\t{result.contact_sheet}")
+    print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"retake": _cmd_retake, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RetakeError as exc:
+        print(f"ltx-retake: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ltx-retake: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
