@@ -43,6 +43,7 @@ __all__ = [
     "SpliceError",
     "CancelledError",
     "redact",
+    "register_secret",
 ]
 
 

@@ -1,0 +1,70 @@
+"""Settings of the embedded local service: delays, the hosted service's quirks to imitate, and injected faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["LocalServiceConfig", "Fault", "ROUTES", "FAULT_KINDS"]
+
+ROUTES = ("submit", "status", "stream", "result", "cancel", "download", "upload", "token")
+FAULT_KINDS = ("drop", "slow", "expired", "corrupt")   # or an HTTP status as text: "429", "500", "502", "503", ...
+
+
+@dataclass
+class Fault:
+    """One injected failure, used `times` times by the next matching requests, rules consumed in order.
+
+    route:    submit | status | stream | result | cancel | download | upload | token
+              (`upload` covers fal storage uploads, multipart parts and the plain upload endpoint;
+              `download` covers every file the service serves: results and stored uploads)
+    kind:     an HTTP status ("429", "500", "502", "503", "404", ...) answered with a body shaped like the
+              protocol's errors, and a Retry-After header when `retry_after` is set;
+              "drop"    closes the connection: before any answer, or for `download` after `after_bytes` of the
+                        body (default: half), or for `stream` after the first event;
+              "slow"    the request is handled, but its answer starts `delay` seconds late;
+              "expired" the result answers 404 (unknown request), a download answers 410 Gone;
+              "corrupt" a download serves bytes that do not decode; a result answers with invalid JSON
+    protocol: "fal" or "runcomfy" to match only that protocol's routes; None matches both
+    """
+
+    route: str
+    kind: str
+    times: int = 1
+    retry_after: float | None = None
+    delay: float = 1.0
+    after_bytes: int | None = None
+    protocol: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"unknown fault route {self.route!r}; use one of {ROUTES}")
+        if self.kind not in FAULT_KINDS and not (self.kind.isdigit() and 400 <= int(self.kind) <= 599):
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {FAULT_KINDS} or an HTTP status")
+
+
+@dataclass
+class LocalServiceConfig:
+    """How the local service behaves. The defaults answer at once and behave like a well-mannered fal."""
+
+    storage_dir: Path | None = None        # uploads and results; default: a temp folder removed on stop
+    public_url: str | None = None          # base of the URLs it hands out; default: the address it listens on
+    queue_delay: float = 0.0               # seconds a job waits IN_QUEUE
+    processing_delay: float = 0.0          # least seconds a job stays IN_PROGRESS
+    # quirks the hosted service may show (see the reference notes)
+    int_fps: bool = False                  # output written at int(fps): 29.97 -> 29, same frames
+    snap_8k1: bool = False                 # drop trailing frames down to a count of the form 8k+1
+    audio_24k: bool = False                # output audio at 24000 Hz
+    # accounts
+    require_key: str | None = field(default=None, repr=False)   # None: any key (or none) is accepted
+    no_balance: bool = False               # answer every submit "no credit"
+    # triggers in the prompt that make a job fail, like the real thing can
+    refuse_word: str = "[refuse]"          # the job completes with a content-policy error
+    fail_word: str = "[fail]"              # the job completes with a generic error
+    runcomfy_videos_list: bool = False     # RunComfy output as {"videos": [url]} instead of {"video": url}
+    faults: list[Fault] = field(default_factory=list)
+    keepalive: float = 15.0                # seconds between keep-alive comments on the status stream
+    max_upload_bytes: int = 2 * 1024**3
+    crf: int = 30                          # the lossy re-encode outside the window
+    preset: str = "ultrafast"
+    fetch_timeout: float = 60.0            # for video_url that is not one of the service's own files

@@ -1,0 +1,149 @@
+"""Runs the local service: `LocalService(config).start()` in a background thread on a free loopback port, or `serve()`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from .app import build_app
+from .config import Fault, LocalServiceConfig
+from .state import ServiceState
+
+__all__ = ["LocalService", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def _uvicorn_config(app, host: str, port: int, *, quiet: bool) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, http="h11", lifespan="off", ws="none",
+                          log_level="warning" if quiet else "info", access_log=not quiet,
+                          timeout_graceful_shutdown=1, timeout_keep_alive=5)
+
+
+class LocalService:
+    """The embedded retake service over real HTTP on 127.0.0.1. Use `with LocalService(cfg) as svc:`.
+
+    After `start()`: `base_url` (also the fal queue URL, the fal REST URL and the RunComfy URL),
+    `submits["fal" | "runcomfy"]` (every submit that arrived, faulted or not), `requests` (the request
+    log), `jobs`, `add_fault()`.
+    """
+
+    def __init__(self, config: LocalServiceConfig | None = None, *, host: str = "127.0.0.1"):
+        self.config = config or LocalServiceConfig()
+        self.host = host
+        self.base_url = ""
+        self._owned_dir: Path | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.state: ServiceState | None = None
+
+    def start(self) -> str:
+        """Start serving; returns the base URL (`http://127.0.0.1:<free port>`)."""
+        if self._thread is not None:
+            return self.base_url
+        root = self.config.storage_dir
+        if root is None:
+            self._owned_dir = Path(tempfile.mkdtemp(prefix="ltx-retake-local-"))
+            root = self._owned_dir
+        self.state = ServiceState(self.config, Path(root))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        port = sock.getsockname()[1]
+        self.base_url = self.config.public_url.rstrip("/") if self.config.public_url else f"http://{self.host}:{port}"
+        self._server = uvicorn.Server(_uvicorn_config(build_app(self.state), self.host, port, quiet=True))
+        self.state.start(self.base_url)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="ltx-retake-local-service", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("The local retake service did not start.")
+            time.sleep(0.005)
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving, stop the worker, remove the temp storage folder (if it made one)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(timeout=5)
+        if self.state is not None:
+            self.state.stop()
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+            self._owned_dir = None
+        self._thread = None
+        self._server = None
+
+    def __enter__(self) -> "LocalService":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- what tests look at ------------------------------------------------------------------------------------------
+
+    @property
+    def storage_dir(self) -> Path:
+        assert self.state is not None, "start() the service first"
+        return self.state.root
+
+    @property
+    def submits(self) -> dict[str, int]:
+        assert self.state is not None, "start() the service first"
+        with self.state.lock:
+            return {"fal": self.state.submits["fal"], "runcomfy": self.state.submits["runcomfy"]}
+
+    @property
+    def requests(self) -> list[dict]:
+        assert self.state is not None, "start() the service first"
+        with self.state.lock:
+            return [dict(entry) for entry in self.state.requests]
+
+    @property
+    def jobs(self) -> dict:
+        assert self.state is not None, "start() the service first"
+        with self.state.lock:
+            return dict(self.state.jobs)
+
+    def add_fault(self, fault: Fault) -> None:
+        """Add a fault rule while running (after the ones already queued)."""
+        assert self.state is not None, "start() the service first"
+        self.state.add_fault(fault)
+
+    def requests_to(self, route: str, protocol: str | None = None) -> list[dict]:
+        """The logged requests of one route (and protocol)."""
+        return [r for r in self.requests if r["route"] == route and (protocol is None or r["protocol"] == protocol)]
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, config: LocalServiceConfig | None = None) -> None:
+    """Serve in the foreground until interrupted (for `ltx-retake serve`)."""
+    config = config or LocalServiceConfig()
+    owned = None
+    root = config.storage_dir
+    if root is None:
+        owned = Path(tempfile.mkdtemp(prefix="ltx-retake-local-"))
+        root = owned
+    state = ServiceState(config, Path(root))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    state.start(config.public_url or f"http://{shown}:{port}")
+    log.info("ltx-retake local service on http://%s:%d (storage: %s)", host, port, root)
+    try:
+        uvicorn.Server(_uvicorn_config(build_app(state), host, port, quiet=False)).run()
+    finally:
+        state.stop()
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)

@@ -1,0 +1,224 @@
+"""The embedded local service over real HTTP: its preview engine's output, its protocols, its files and faults."""
+
+from __future__ import annotations
+
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ltx_retake.adapters.fal import FalClient
+from ltx_retake.adapters.hosting import LoopbackUpload
+from ltx_retake.adapters.local_service import PREVIEW_NOTE, tone_frequency, window_frames
+from ltx_retake.adapters.local_service.engine import snap_count
+from ltx_retake.ports import RetakeMode, RetakeRequest
+from service_fixtures import (  # noqa: F401 - fixtures
+    RecordingSleep,
+    clip97,
+    dominant_frequency,
+    http,
+    make_clip,
+    probe,
+    read_bar_indices,
+    running_service,
+    tone_seconds,
+    window_marked,
+)
+
+MODEL = "fal-ai/ltx-2/retake-video"
+
+
+def _retake(http, service, clip: Path, tmp_path: Path, *, prompt="a red kite", start=1.0, duration=2.0,
+            mode=RetakeMode.REPLACE_VIDEO, video_url: str | None = None) -> tuple[Path, dict]:
+    """Upload, submit over the fal protocol, follow, fetch the result JSON and the file."""
+    url = video_url or LoopbackUpload(http, service.base_url).upload(clip, "video/mp4")
+    client = FalClient(http, None, service.base_url, MODEL, sleep=RecordingSleep(), poll_initial=0.02)
+    job = client.submit(RetakeRequest(url, prompt, start, duration, mode))
+    client.follow(job, lambda status: None)
+    answer = http.get(job.result_url).json()
+    out = client.download(answer["video"]["url"], tmp_path / "result.mp4")
+    return out, answer
+
+
+def test_the_preview_keeps_every_frame_and_marks_only_the_window(http, clip97, tmp_path):
+    with running_service() as service:
+        out, answer = _retake(http, service, clip97, tmp_path, start=1.0, duration=2.0)
+    p = probe(out)
+    assert (p.width, p.height, p.frames, p.rate, p.audio_rate) == (1920, 1080, 97, Fraction(24), 48000)
+    assert read_bar_indices(out) == list(range(97)), "every frame, in order, still readable (tint included)"
+    marked = window_marked(out)
+    assert [i for i, m in enumerate(marked) if m] == list(range(24, 72))
+    preview = answer["ltx_retake_preview"]
+    assert preview["window_frames"] == [24, 72] and preview["note"] == PREVIEW_NOTE
+    assert answer["video"]["num_frames"] == 97 and answer["video"]["fps"] == 24.0
+    assert "NOT a generated retake" in p.comment
+
+
+def test_quirks_int_fps_snap_and_24k_audio_on_a_fetched_input(http, tmp_path):
+    source = make_clip(tmp_path / "ntsc.mp4", frames=100, rate="30000/1001")
+    with running_service() as host, running_service(int_fps=True, snap_8k1=True, audio_24k=True) as service:
+        foreign = LoopbackUpload(http, host.base_url).upload(source, "video/mp4")   # another server: fetched
+        out, answer = _retake(http, service, source, tmp_path, video_url=foreign, start=3.0, duration=5.0)
+    p = probe(out)
+    assert p.frames == snap_count(100) == 97
+    assert p.rate == Fraction(29) and p.audio_rate == 24000
+    assert read_bar_indices(out) == list(range(97))
+    marked = window_marked(out)
+    first, end = window_frames(3.0, 5.0, Fraction(30000, 1001), 97)      # clamped to the input's end
+    assert (first, end) == (90, 97)
+    assert [i for i, m in enumerate(marked) if m] == list(range(90, 97))
+    assert answer["ltx_retake_preview"]["quirks"] == {"int_fps": True, "snap_8k1": True, "audio_24k": True}
+
+
+def test_replace_audio_puts_a_prompt_tone_in_the_window_and_keeps_the_picture(http, clip97, tmp_path):
+    prompt = "a choir sings"
+    with running_service() as service:
+        out, answer = _retake(http, service, clip97, tmp_path, prompt=prompt, start=1.0, duration=2.0,
+                              mode=RetakeMode.REPLACE_AUDIO)
+    assert not any(window_marked(out))
+    assert read_bar_indices(out) == list(range(97))
+    hz = tone_frequency(prompt)
+    assert answer["ltx_retake_preview"]["tone_hz"] == hz
+    inside = dominant_frequency(out, *tone_seconds((24, 72), Fraction(24)))
+    before = dominant_frequency(out, 0.1, 0.9)
+    after = dominant_frequency(out, 3.1, 3.9)
+    assert abs(inside[0] - hz) < 5
+    assert abs(before[0] - 1000) < 5 and abs(after[0] - 1000) < 5
+
+
+def test_a_portrait_clip_without_sound_comes_back_1080x1920_with_a_tone(http, tmp_path):
+    source = make_clip(tmp_path / "portrait.mp4", frames=49, size="120x160", audio_hz=None)
+    with running_service() as service:
+        out, answer = _retake(http, service, source, tmp_path, prompt="rain", start=0.5, duration=2.0,
+                              mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    p = probe(out)
+    assert (p.width, p.height, p.frames, p.audio_rate) == (1080, 1920, 49, 48000)
+    assert [i for i, m in enumerate(window_marked(out)) if m] == list(range(12, 49))
+    hz, level = dominant_frequency(out, 0.6, 1.9)
+    assert abs(hz - tone_frequency("rain")) < 5 and level > 0.05
+    assert dominant_frequency(out, 0.0, 0.45)[1] < 1e-3, "silence outside the window"
+
+
+def test_window_frames_are_counted_by_frame_start_times():
+    assert window_frames(1.0, 2.0, Fraction(24), 97) == (24, 72)
+    assert window_frames(48 / Fraction(30000, 1001), 24 / Fraction(30000, 1001), Fraction(30000, 1001), 200) == (48, 72)
+    assert window_frames(30.0, 2.0, Fraction(24), 97) == (97, 97)
+    assert [snap_count(n) for n in (1, 8, 9, 16, 17, 100)] == [1, 1, 9, 9, 17, 97]
+    assert 300 <= tone_frequency("x") < 900 and tone_frequency("x") == tone_frequency("x")
+
+
+def test_validation_answers_422_with_field_details(http):
+    with running_service() as service:
+        answer = http.post(f"{service.base_url}/{MODEL}", json={"video_url": "ftp://x/y.mp4", "prompt": "",
+                                                                   "duration": 1.0, "retake_mode": "both"})
+        runcomfy = http.post(f"{service.base_url}/v1/models/ltx/ltx-2/retake-video", json={"prompt": "x"})
+        assert service.state.jobs_created["fal"] == 0
+    assert answer.status_code == 422
+    fields = {tuple(item["loc"]): item["msg"] for item in answer.json()["detail"]}
+    assert set(fields) == {("body", "video_url"), ("body", "prompt"), ("body", "duration"), ("body", "retake_mode")}
+    assert "greater than or equal to 2" in fields[("body", "duration")]
+    assert runcomfy.status_code == 422
+
+
+def test_files_are_served_with_ranges(http, tmp_path):
+    data = bytes(range(256)) * 40
+    (tmp_path / "blob.bin").write_bytes(data)
+    with running_service() as service:
+        url = LoopbackUpload(http, service.base_url).upload(tmp_path / "blob.bin", "application/octet-stream")
+        whole = http.get(url)
+        part = http.get(url, headers={"Range": "bytes=100-199"})
+        tail = http.get(url, headers={"Range": "bytes=-10"})
+        beyond = http.get(url, headers={"Range": f"bytes={len(data)}-"})
+        head = http.head(url)
+        missing = http.get(f"{service.base_url}/files/nothing/here.mp4")
+        sneaky = http.get(f"{service.base_url}/files/%2e%2e/%2e%2e/etc/passwd")
+    assert whole.content == data and whole.headers["accept-ranges"] == "bytes"
+    assert part.status_code == 206 and part.content == data[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    assert tail.status_code == 206 and tail.content == data[-10:]
+    assert beyond.status_code == 416
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(data)) and head.content == b""
+    assert missing.status_code == 404 and sneaky.status_code in (400, 404)
+
+
+def test_the_status_stream_sends_events_and_keep_alives_then_closes(http):
+    with running_service(queue_delay=0.3, keepalive=0.05) as service:
+        body = {"video_url": "http://example.invalid/x.mp4", "prompt": "[fail] quickly", "duration": 2.0}
+        submitted = http.post(f"{service.base_url}/{MODEL}", json=body).json()
+        lines = []
+        with http.stream("GET", submitted["status_url"] + "/stream", params={"logs": "1"}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():
+                lines.append(line)
+    events = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    assert any(line.startswith(":") for line in lines), "a keep-alive comment while queued"
+    assert events[0]["status"] == "IN_QUEUE" and events[0]["queue_position"] == 0
+    assert events[-1]["status"] == "COMPLETED" and events[-1]["error_type"] == "runner_disconnected"
+    assert any("preview" in entry["message"] for entry in events[-1]["logs"])
+
+
+def test_cancel_a_queued_job_in_both_protocols(http):
+    body = {"video_url": "http://example.invalid/x.mp4", "prompt": "x", "duration": 2.0}
+    with running_service(queue_delay=5.0) as service:
+        fal = http.post(f"{service.base_url}/{MODEL}", json=body).json()
+        rc = http.post(f"{service.base_url}/v1/models/ltx/ltx-2/retake-video", json=body).json()
+        assert http.get(rc["status_url"]).json() == {"request_id": rc["request_id"], "status": "in_queue",
+                                                     "queue_position": 1}
+        cancelled = http.put(fal["cancel_url"])
+        rc_cancelled = http.post(rc["cancel_url"])
+        status = http.get(fal["status_url"])
+        result = http.get(fal["response_url"])
+        again = http.put(fal["cancel_url"])
+        rc_status = http.get(rc["status_url"]).json()
+        rc_result = http.get(rc["result_url"]).json()
+        unknown = http.put(f"{service.base_url}/fal-ai/ltx-2/requests/nope/cancel")
+    assert cancelled.status_code == 202 and cancelled.json() == {"status": "CANCELLATION_REQUESTED"}
+    assert status.status_code == 200 and status.json()["status"] == "COMPLETED" and status.json()["error"]
+    assert result.status_code == 400
+    assert again.status_code == 400 and again.json() == {"status": "ALREADY_COMPLETED"}
+    assert unknown.status_code == 404 and unknown.json() == {"status": "NOT_FOUND"}
+    assert rc_cancelled.status_code == 202 and rc_cancelled.json()["outcome"] == "cancelled"
+    assert rc_status["status"] == "cancelled" and rc_result["status"] == "cancelled"
+
+
+def test_an_input_that_is_not_video_fails_the_job_with_a_video_url_error(http, tmp_path):
+    (tmp_path / "notes.mp4").write_text("this is not a video")
+    with running_service() as service:
+        url = LoopbackUpload(http, service.base_url).upload(tmp_path / "notes.mp4", "video/mp4")
+        job = http.post(f"{service.base_url}/{MODEL}", json={"video_url": url, "prompt": "x", "duration": 2}).json()
+        deadline = time.monotonic() + 10
+        while http.get(job["status_url"]).json()["status"] != "COMPLETED" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        result = http.get(job["response_url"])
+    assert result.status_code == 422
+    assert result.json()["detail"][0]["loc"] == ["body", "video_url"]
+
+
+def test_faults_are_consumed_in_order_and_logged(http):
+    from ltx_retake.adapters.local_service import Fault
+
+    faults = [Fault("status", "503", times=2, retry_after=1), Fault("status", "429")]
+    with running_service(faults=faults) as service:
+        url = f"{service.base_url}/fal-ai/ltx-2/requests/abc/status"
+        codes = [http.get(url).status_code for _ in range(4)]
+        log = service.requests_to("status", "fal")
+    assert codes == [503, 503, 429, 404]
+    assert [entry["fault"] for entry in log] == ["503", "503", "429", None]
+    assert [entry["status"] for entry in log] == codes
+    with pytest.raises(ValueError):
+        Fault("nowhere", "500")
+    with pytest.raises(ValueError):
+        Fault("status", "explode")
+
+
+def test_stop_frees_the_port_and_the_temp_storage(http):
+    service = running_service()
+    root, base = service.storage_dir, service.base_url
+    assert http.get(f"{base}/health").json()["ok"] is True
+    service.stop()
+    assert not root.exists()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/health", timeout=1.0)
