@@ -1,0 +1,126 @@
+"""Turns what a retake service returned into a version of the source: the window only, at the source's terms."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from ..errors import MediaError
+from ..ports import ConformSpec, MediaInfo, RetakeMode
+from .ffmpeg_exe import run_ffmpeg
+from .media_cut import (atomic_target, audio_window, even_size, rate_text, source_timing, source_video_window,
+                        stamp_by_index)
+from .media_probe import decode_count, frame_to_timecode, probe_media, timecode_to_frame, verify_clip
+
+__all__ = ["conform_clip", "output_geometry"]
+
+_CODECS = {
+    "h264": ({"c:v": "libx264", "preset": "fast", "crf": 14, "pix_fmt": "yuv420p", "c:a": "aac", "b:a": "256k"},
+             "yuv420p", (".mp4", ".mov")),
+    "prores": ({"c:v": "prores_ks", "profile:v": 3, "vendor": "apl0", "pix_fmt": "yuv422p10le", "c:a": "pcm_s16le"},
+               "yuv422p10le", (".mov",)),
+}
+
+
+def output_geometry(source: MediaInfo) -> tuple[int, int, Fraction]:
+    """The version's (width, height, sample aspect): the source's coded size and aspect; upright if it is rotated."""
+    if source.rotation % 360:
+        w, h = even_size(source.display_width, source.display_height, limit=None)
+        return w, h, Fraction(1)
+    w, h = even_size(source.width, source.height, limit=None)
+    return w, h, Fraction(source.sample_aspect or 1)
+
+
+def _stampable(timecode: str, rate: Fraction) -> str:
+    """`timecode` as ffmpeg accepts it at `rate`: HH:MM:SS:FF, with ';' only for drop-frame 29.97/59.94."""
+    frame, drop = timecode_to_frame(timecode, rate)      # a malformed timecode is a MediaError here
+    return frame_to_timecode(frame, rate, drop)
+
+
+def _check_returned(returned: Path, spec: ConformSpec) -> MediaInfo:
+    try:
+        info = probe_media(returned)
+        decoded = decode_count(returned, what="returned retake")
+    except MediaError as exc:
+        raise MediaError(f"The retake the service returned cannot be used: {exc}") from None
+    if decoded < info.frame_count:
+        raise MediaError(f"The retake the service returned ({returned}) lists {info.frame_count} frames but only "
+                         f"{decoded} decode: the download is incomplete or damaged; download the result again.")
+    needed = spec.window_offset + spec.window_frames
+    if decoded < needed:
+        raise MediaError(f"The service returned {decoded} frames, but the window needs frames up to {needed} "
+                         f"(the cut had {spec.cut.total_frames}); the result is too short to conform: retake with a "
+                         "window that ends earlier, or check the service's frame limits.")
+    return info
+
+
+def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: str | None = None) -> MediaInfo:
+    """Write the window of `returned` as a version of the source to `dest`, verified, atomically."""
+    returned, dest = Path(returned), Path(dest)
+    if spec.codec not in _CODECS:
+        raise MediaError(f"Unknown version codec {spec.codec!r}; use 'h264' or 'prores'.")
+    options, pix_fmt, suffixes = _CODECS[spec.codec]
+    if dest.suffix.lower() not in suffixes:
+        raise MediaError(f"A {spec.codec} version cannot be written as {dest.name}; name it with "
+                         f"{' or '.join(suffixes)}.")
+    if spec.window_frames < 1 or spec.window_offset < 0:
+        raise MediaError(f"The window ({spec.window_frames} frames at offset {spec.window_offset}) is empty or "
+                         "negative; plan the retake again.")
+    source = spec.source
+    rate = Fraction(source.frame_rate)
+    mode = RetakeMode(spec.mode)
+    ret = _check_returned(returned, spec)
+    ret_timing = source_timing(returned)
+    width, height, sar = output_geometry(source)
+    need_source = mode is RetakeMode.REPLACE_AUDIO or (mode is RetakeMode.REPLACE_VIDEO and source.has_audio)
+    if need_source and not source.variable_frame_rate and \
+            spec.window_start_frame + spec.window_frames > source.frame_count:
+        raise MediaError(f"The window (source frames {spec.window_start_frame} to "
+                         f"{spec.window_start_frame + spec.window_frames - 1}) runs past the end of {source.path} "
+                         f"({source.frame_count} frames); plan the retake again.")
+    if need_source:
+        src_timing = source_timing(source.path)
+        src_inp, src_video, src_t0, src_span = source_video_window(
+            source, src_timing, spec.window_start_frame, spec.window_frames, rate)
+    ret_inp = ffmpeg.input(str(returned))
+    if mode is RetakeMode.REPLACE_AUDIO:
+        video = src_video
+    else:
+        video = stamp_by_index(ret_inp[str(ret_timing.video_index)]
+                       .filter("trim", start_frame=spec.window_offset,
+                               end_frame=spec.window_offset + spec.window_frames), rate)
+    video = (video.filter("scale", width, height, flags="bicubic")
+             .filter("setsar", f"{sar.numerator}/{sar.denominator}").filter("format", pix_fmt))
+    out_rate = source.audio_rate or 48000
+    channels = source.audio_channels or 2
+    window_s = Fraction(spec.window_frames) / rate
+    if mode is RetakeMode.REPLACE_VIDEO:
+        audio = (audio_window(src_inp[str(src_timing.audio_index)], start_s=src_t0, duration_s=src_span,
+                              play_s=window_s, out_rate=out_rate, channels=channels) if source.has_audio else None)
+    else:
+        if ret_timing.audio_index is None or not ret.audio_rate:
+            raise MediaError(f"The service returned no sound, but mode {mode.value} keeps the returned sound; "
+                             "retake with replace_video, or check the service's output settings.")
+        ret_rate = Fraction(ret.frame_rate)
+        audio = audio_window(ret_inp[str(ret_timing.audio_index)],
+                             start_s=ret_timing.video_start + Fraction(spec.window_offset) / ret_rate,
+                             duration_s=Fraction(spec.window_frames) / ret_rate, trim_rate=ret.audio_rate,
+                             play_s=window_s, out_rate=out_rate, channels=channels)
+    opts = dict(options)
+    opts.update({"r": rate_text(rate), "map_metadata": -1, "f": "mp4" if dest.suffix.lower() == ".mp4" else "mov",
+                 "movflags": "+faststart"})
+    if audio is not None:
+        opts["ar"] = out_rate
+    if spec.timecode:
+        opts["timecode"] = _stampable(spec.timecode, rate)
+    streams = [video] + ([audio] if audio is not None else [])
+    with atomic_target(dest) as tmp:
+        args = ffmpeg.output(*streams, str(tmp), **opts).get_args()
+        run_ffmpeg(args, ffmpeg=ffmpeg_bin, what=f"Conforming the retake of {Path(source.path).name}")
+        info = verify_clip(tmp, spec.window_frames, rate, expect_audio=audio is not None, what="conformed version")
+        os.replace(tmp, dest)
+    return replace(info, path=str(dest))
