@@ -12,10 +12,10 @@ from ..ports import ConformSpec, CutSpec, MediaInfo
 from .ffmpeg_exe import ffmpeg_path
 from .media_conform import conform_clip
 from .media_cut import cut_clip
-from .media_probe import frame_to_timecode, probe_media, read_frames, timecode_to_frame, verify_clip
+from .media_probe import probe_media, read_frames, verify_clip
 from .media_sheet import SheetItem, contact_sheet
 
-__all__ = ["FfmpegMediaTool", "frame_to_timecode", "timecode_to_frame"]
+__all__ = ["FfmpegMediaTool"]
 
 
 class FfmpegMediaTool:

@@ -14,7 +14,8 @@ from ..ports import ConformSpec, MediaInfo, RetakeMode
 from .ffmpeg_exe import run_ffmpeg
 from .media_cut import (atomic_target, audio_window, even_size, rate_text, source_timing, source_video_window,
                         stamp_by_index)
-from .media_probe import decode_count, frame_to_timecode, probe_media, timecode_to_frame, verify_clip
+from ..timing import format_timecode
+from .media_probe import decode_count, probe_media, timecode_frame, verify_clip
 
 __all__ = ["conform_clip", "output_geometry"]
 
@@ -37,8 +38,8 @@ def output_geometry(source: MediaInfo) -> tuple[int, int, Fraction]:
 
 def _stampable(timecode: str, rate: Fraction) -> str:
     """`timecode` as ffmpeg accepts it at `rate`: HH:MM:SS:FF, with ';' only for drop-frame 29.97/59.94."""
-    frame, drop = timecode_to_frame(timecode, rate)      # a malformed timecode is a MediaError here
-    return frame_to_timecode(frame, rate, drop)
+    frame, drop = timecode_frame(timecode, rate)      # a malformed timecode is a MediaError here
+    return format_timecode(frame, rate, drop)
 
 
 def _check_returned(returned: Path, spec: ConformSpec) -> MediaInfo:

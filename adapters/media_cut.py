@@ -15,7 +15,8 @@ import ffmpeg
 from ..errors import MediaError
 from ..ports import CutSpec, MediaInfo
 from .ffmpeg_exe import run_ffmpeg
-from .media_probe import exact_rate, open_media, probe_media
+from ..timing import exact_rate
+from .media_probe import open_media, probe_media
 
 __all__ = [
     "cut_clip",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -11,14 +10,13 @@ from statistics import median
 import av
 import numpy as np
 
-from ..errors import MediaError
+from ..errors import InputError, MediaError
 from ..ports import MediaInfo
+from ..timing import exact_rate, is_drop_frame_rate, parse_timecode
 
 __all__ = [
     "probe_media",
-    "exact_rate",
-    "timecode_to_frame",
-    "frame_to_timecode",
+    "timecode_frame",
     "decode_count",
     "read_frames",
     "open_media",
@@ -31,59 +29,19 @@ _IMAGE_FORMATS = ("image2", "image2pipe", "png_pipe", "jpeg_pipe", "bmp_pipe", "
                   "gif", "apng")
 
 
-def exact_rate(rate: Fraction) -> Fraction:
-    """Snap a measured rate to the exact one it stands for: 29.97 -> 30000/1001, 24.0001 -> 24."""
-    if rate <= 0:
-        return rate
-    for nominal in (24, 30, 48, 60, 120, 240):
-        ntsc = Fraction(nominal * 1000, 1001)
-        if abs(rate - ntsc) / ntsc < Fraction(2, 10000):
-            return ntsc
-    whole = round(rate)
-    if whole and abs(rate - whole) / rate < Fraction(2, 10000):
-        return Fraction(whole)
-    return rate.limit_denominator(1_000_000)
+def timecode_frame(timecode: str, rate: Fraction) -> tuple[int, bool]:
+    """A media file's timecode tag as a frame number, and whether it is drop-frame.
 
-
-_TC = re.compile(r"^(\d{1,2})[:;.](\d{2})[:;.](\d{2})([:;.,])(\d{2,3})$")
-
-
-def timecode_to_frame(timecode: str, rate: Fraction) -> tuple[int, bool]:
-    """Frame number of a timecode at `rate`, and whether it is drop-frame ('01:00:00;00' at 30000/1001).
-
-    Drop-frame counting applies only at 29.97 and 59.94 (and their multiples); elsewhere a ';' is ignored.
+    Lenient as media tags need: a ';' at a rate without drop-frame (seen in the wild) counts as ':'.
     """
-    m = _TC.match(timecode.strip())
-    if not m:
-        raise MediaError(f"Timecode {timecode!r} is not of the form HH:MM:SS:FF; fix the timecode or leave it out.")
-    hh, mm, ss, sep, ff = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
-    nominal = max(1, round(rate))
-    drop = (";" in timecode or sep in ".,") and rate.denominator == 1001 and nominal % 30 == 0
-    frame = (hh * 3600 + mm * 60 + ss) * nominal + ff
-    if drop:
-        dropped = nominal // 15
-        minutes = hh * 60 + mm
-        frame -= dropped * (minutes - minutes // 10)
-    return frame, drop
-
-
-def frame_to_timecode(frame: int, rate: Fraction, drop_frame: bool = False) -> str:
-    """Timecode of a frame number at `rate` ('HH:MM:SS;FF' when drop-frame)."""
-    nominal = max(1, round(rate))
-    drop = drop_frame and rate.denominator == 1001 and nominal % 30 == 0
-    if drop:
-        dropped = nominal // 15
-        per_10min = nominal * 600 - dropped * 9
-        per_min = nominal * 60 - dropped
-        tens, rest = divmod(frame, per_10min)
-        if rest > dropped:
-            frame += dropped * 9 * tens + dropped * ((rest - dropped) // per_min)
-        else:
-            frame += dropped * 9 * tens
-    ff = frame % nominal
-    total_s = frame // nominal
-    sep = ";" if drop else ":"
-    return f"{total_s // 3600 % 24:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{ff:02d}"
+    drop = (";" in timecode or "," in timecode) and is_drop_frame_rate(rate)
+    text = timecode.strip().replace(",", ";")
+    if not drop:
+        text = text.replace(";", ":").replace(".", ":")
+    try:
+        return parse_timecode(text, rate, drop_frame=drop), drop
+    except InputError:
+        raise MediaError(f"Timecode {timecode!r} is not of the form HH:MM:SS:FF; fix the timecode or leave it out.") from None
 
 
 def open_media(path: str | Path, what: str = "media file"):
@@ -198,7 +156,7 @@ def _probe(p: Path) -> MediaInfo:
         start_frame, drop = (0, False)
         if tc:
             try:
-                start_frame, drop = timecode_to_frame(tc, rate)
+                start_frame, drop = timecode_frame(tc, rate)
             except MediaError:
                 tc = None
         return MediaInfo(

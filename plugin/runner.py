@@ -15,6 +15,7 @@ import opentimelineio as otio
 
 from .errors import CancelledError, InputError, RetakeError, SelectionError, redact
 from .limits import limits_for
+from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .ports import ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, TimelineStore
 from .progress import EventLog, JobEvent, Progress, Step
@@ -124,7 +125,7 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
     if order.output.exists() and not (order.overwrite or (order.in_place and order.output.absolute() == order.timeline.absolute())):
         raise InputError(f"{order.output} already exists; choose another -o path, or pass --force to replace it.")
     base_dir = order.timeline.absolute().parent
-    media_dir = order.media_dir or order.output.absolute().parent / f"{safe_stem(order.timeline.stem)}_retakes"
+    media_dir = order.media_dir or _existing_retake_folder(timeline) or order.output.absolute().parent / f"{safe_stem(order.timeline.stem)}_retakes"
     selections = _selections(timeline, order)
     limits = limits_for(order.provider, order.model)
     probed: dict[Path, MediaInfo] = {}
@@ -159,6 +160,21 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
         if plan.estimate_usd:
             log(JobEvent(job.id, Step.PLANNED, f"estimated cost ${plan.estimate_usd:.2f} ({plan.price_basis})"))
     return timeline, jobs, media_dir
+
+
+def _existing_retake_folder(timeline: otio.schema.Timeline) -> Path | None:
+    """Where this timeline's earlier retakes live, so every version of a project stays in one folder."""
+    folders: dict[Path, int] = {}
+    for clip in timeline.find_clips():
+        if NS not in clip.metadata:
+            continue
+        for key, ref in clip.media_references().items():
+            url = getattr(ref, "target_url", "")
+            if key.startswith("retake_v") and url:
+                folder = Path(url).parent
+                folders[folder] = folders.get(folder, 0) + 1
+    existing = [f for f in sorted(folders, key=folders.get, reverse=True) if f.is_dir()]
+    return existing[0] if existing else None
 
 
 def _refuse_overlaps(plans: list[Plan]) -> None:

@@ -21,23 +21,23 @@ __all__ = [
 ]
 
 _RT = otio.opentime.RationalTime
-_NTSC_BASES = (24, 30, 48, 60, 120)
+_NTSC_BASES = (24, 30, 48, 60, 120, 240)
 
 
 def exact_rate(rate: float | Fraction) -> Fraction:
-    """The exact rate a float stands for: 23.976 and 23.976024627685547 -> 24000/1001, 24.0 -> 24."""
-    r = Fraction(rate) if not isinstance(rate, Fraction) else rate
+    """The exact rate a measured or float rate stands for, within 0.02%: 23.976 and 23.976024627685547 ->
+    24000/1001, 24.0001 -> 24; anything else (an iPhone's 625/26) stays as it is."""
+    r = rate if isinstance(rate, Fraction) else Fraction(rate)
     if r <= 0:
         raise InputError(f"A frame rate of {float(r)} is not usable; the timeline or media must have a positive rate.")
-    as_float = float(r)
-    nearest = round(as_float)
-    if abs(as_float - nearest) < 1e-3:
-        return Fraction(nearest)
     for base in _NTSC_BASES:
         ntsc = Fraction(base * 1000, 1001)
-        if abs(as_float - float(ntsc)) < 2e-3:
+        if abs(r - ntsc) / ntsc < Fraction(2, 10000):
             return ntsc
-    return r.limit_denominator(1001)
+    whole = round(r)
+    if whole and abs(r - whole) / r < Fraction(2, 10000):
+        return Fraction(whole)
+    return r.limit_denominator(1_000_000)
 
 
 def rate_text(rate: Fraction) -> str:
@@ -95,7 +95,7 @@ def format_timecode(frame: int, rate: Fraction, drop_frame: bool | None = None) 
     ff = frame % nominal
     ss = (frame // nominal) % 60
     mm = (frame // (nominal * 60)) % 60
-    hh = frame // (nominal * 3600)
+    hh = (frame // (nominal * 3600)) % 24
     return f"{sign}{hh:02d}:{mm:02d}:{ss:02d}{';' if df else ':'}{ff:02d}"
 
 

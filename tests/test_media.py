@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from ltx_retake.adapters.ffmpeg_exe import run_ffmpeg
-from ltx_retake.adapters.media import FfmpegMediaTool, frame_to_timecode, timecode_to_frame
+from ltx_retake.adapters.media import FfmpegMediaTool
 from ltx_retake.adapters.media_cut import even_size
-from ltx_retake.adapters.media_probe import decode_count, exact_rate
+from ltx_retake.adapters.media_probe import decode_count, timecode_frame
+from ltx_retake.timing import exact_rate, format_timecode
 from ltx_retake.adapters.testcard import audio_marks, mark_frequency, read_index
 from ltx_retake.errors import MediaError
 from ltx_retake.ports import ConformSpec, CutSpec, MediaTool, RetakeMode
@@ -63,11 +64,11 @@ def test_probe_reads_exact_rate_count_and_timecode(rate, tc, frame, drop, clip_f
 def test_timecode_arithmetic_round_trips_drop_frame():
     for rate in (NTSC, Fraction(60000, 1001)):
         for frame in list(range(0, 40000, 397)) + [1799, 1800, 17981, 17982, 107892]:
-            tc = frame_to_timecode(frame, rate, True)
-            assert timecode_to_frame(tc, rate) == (frame, True)
-    assert frame_to_timecode(1800, NTSC, True) == "00:01:00;02"     # frames ;00 and ;01 do not exist
-    assert frame_to_timecode(17982, NTSC, True) == "00:10:00;00"
-    assert timecode_to_frame("01:00:00:00", Fraction(25)) == (90000, False)
+            tc = format_timecode(frame, rate, True)
+            assert timecode_frame(tc, rate) == (frame, True)
+    assert format_timecode(1800, NTSC, True) == "00:01:00;02"     # frames ;00 and ;01 do not exist
+    assert format_timecode(17982, NTSC, True) == "00:10:00;00"
+    assert timecode_frame("01:00:00:00", Fraction(25)) == (90000, False)
 
 
 def test_exact_rate_snaps_only_what_stands_for_a_standard_rate():
@@ -251,7 +252,7 @@ def ntsc_job(clip_factory, tmp_path_factory):
 
 def _spec(source, cut, mode, offset=24, frames=60, codec="h264"):
     start = cut.start_frame + offset - cut.pad_head
-    tc = frame_to_timecode(source.start_frame + start, source.frame_rate, source.drop_frame)
+    tc = format_timecode(source.start_frame + start, source.frame_rate, source.drop_frame)
     return ConformSpec(source, cut, offset, frames, start, RetakeMode(mode), timecode=tc, codec=codec)
 
 

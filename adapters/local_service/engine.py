@@ -19,6 +19,7 @@ import av
 
 from ...errors import MediaError
 from ..ffmpeg_exe import run_ffmpeg
+from ..media_cut import rate_text
 
 __all__ = [
     "PREVIEW_NOTE",
@@ -130,10 +131,6 @@ def snap_count(frames: int) -> int:
     return frames if frames < 1 else ((frames - 1) // 8) * 8 + 1
 
 
-def _rate_text(rate: Fraction) -> str:
-    return f"{rate.numerator}/{rate.denominator}"
-
-
 def render_preview(
     source: Path,
     dest: Path,
@@ -178,7 +175,7 @@ def render_preview(
     video += marks if small_input else []
     video += [f"scale={width}:{height}:flags=bicubic", "setsar=1", "format=yuv420p"]
     video += [] if small_input else marks
-    video += [f"settb={_rate_text(1 / out_rate)}", "setpts=N"]
+    video += [f"settb={rate_text(1 / out_rate)}", "setpts=N"]
     graph = [f"[0:v:0]{','.join(video)}[vout]"]
 
     dur = f"{float(seconds):.6f}"
@@ -201,7 +198,7 @@ def render_preview(
     tmp = dest.with_name(f".{dest.stem}.rendering{dest.suffix}")
     run_ffmpeg([
         "-i", str(source), "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
-        "-fps_mode", "passthrough", "-enc_time_base", _rate_text(1 / out_rate),
+        "-fps_mode", "passthrough", "-enc_time_base", rate_text(1 / out_rate),
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "128k", "-ar", str(audio_rate), "-ac", "2",
         "-metadata", f"comment={PREVIEW_NOTE}", "-movflags", "+faststart", "-f", "mp4", str(tmp),
