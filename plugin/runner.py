@@ -261,7 +261,8 @@ class _Runner:
         if rid:
             job.request_id = rid
         job.step = step
-        self.log(JobEvent(job.id, step, job.error + (f" (request id {rid})" if rid else "")))
+        kept = f"; what was fetched is kept in {job.returned_path.parent}" if job.returned_path and job.returned_path.exists() else ""
+        self.log(JobEvent(job.id, step, job.error + (f" (request id {rid})" if rid else "") + kept))
 
     def _provenance(self, job: Job, extra: dict) -> dict:
         p = job.plan
@@ -294,7 +295,10 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
     timeline, jobs, media_dir = prepare(order, wiring, log)
     if wiring.service is None or wiring.host is None:
         raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
-    work = media_dir / ".work"
+    # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
+    # stays there (the error names it) and a later run never writes over it.
+    work_root = media_dir / ".work"
+    work = work_root / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     runner = _Runner(wiring, log, cancel, work)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs)))) as pool:
         list(pool.map(runner.generate, jobs))
@@ -315,7 +319,8 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
             job.step = Step.SPLICED
             log(JobEvent(job.id, Step.SPLICED, f"{job.version.name} -> {job.version.path}"))
             shutil.rmtree(work / job.id, ignore_errors=True)
-    if work.exists() and not any(work.iterdir()):
-        work.rmdir()
+    for folder in (work, work_root):
+        if folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()
     return Outcome(jobs, output, media_dir, log)
 

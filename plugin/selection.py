@@ -19,6 +19,7 @@ __all__ = [
     "select_markers",
     "clip_at",
     "selections_in",
+    "track_label",
     "record_timecode",
 ]
 
@@ -81,16 +82,17 @@ def find_track(timeline: otio.schema.Timeline, track: str | int | None, kind: st
             return pool[n - 1]
     elif text.isdigit() and 1 <= int(text) <= len(of_kind):
         return of_kind[int(text) - 1]
-    names = ", ".join(_track_label(timeline, i) for i in range(len(tracks)))
+    names = ", ".join(track_label(timeline, i) for i in range(len(tracks)))
     raise SelectionError(f"No track {text!r}; the timeline has: {names}.")
 
 
-def _track_label(timeline: otio.schema.Timeline, index: int) -> str:
+def track_label(timeline: otio.schema.Timeline, index: int) -> str:
+    """A track as an NLE labels it (V1, A2), with its name when it has another one."""
     tracks = list(timeline.tracks)
     t = tracks[index]
     n = sum(1 for x in tracks[: index + 1] if x.kind == t.kind)
-    prefix = "V" if t.kind == otio.schema.TrackKind.Video else "A"
-    return f"{prefix}{n}" + (f" ({t.name!r})" if t.name else "")
+    label = f"{'V' if t.kind == otio.schema.TrackKind.Video else 'A'}{n}"
+    return label + (f" ({t.name!r})" if t.name and t.name != label else "")
 
 
 def _clips_in(track: otio.schema.Track) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
@@ -115,22 +117,22 @@ def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | No
     if text.startswith("#") and text[1:].isdigit():
         n = int(text[1:])
         if not 1 <= n <= len(clips):
-            raise SelectionError(f"Track {_track_label(timeline, ti)} has {len(clips)} clips; #{n} does not exist.")
+            raise SelectionError(f"Track {track_label(timeline, ti)} has {len(clips)} clips; #{n} does not exist.")
         found = [clips[n - 1]]
     else:
         found = [(c, r) for c, r in clips if c.name == text]
         if not found:
             others = [c.name for c, _ in clips][:12]
             hint = f" Clips there: {', '.join(repr(n) for n in others)}{' ...' if len(clips) > 12 else ''}." if others else ""
-            raise SelectionError(f"No clip named {text!r} on track {_track_label(timeline, ti)}.{hint}")
+            raise SelectionError(f"No clip named {text!r} on track {track_label(timeline, ti)}.{hint}")
         if len(found) > 1:
             places = ", ".join(record_timecode(timeline, r.start_time) for _, r in found)
             raise SelectionError(
-                f"{len(found)} clips are named {text!r} on track {_track_label(timeline, ti)} (at {places}); "
+                f"{len(found)} clips are named {text!r} on track {track_label(timeline, ti)} (at {places}); "
                 "pick one with --range or with #N."
             )
     c, r = found[0]
-    label = f"{c.name} on {_track_label(timeline, ti)}"
+    label = f"{c.name} on {track_label(timeline, ti)}"
     clear = _clear_of_transitions(track_obj, r)
     if clear is None:
         raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
@@ -167,7 +169,7 @@ def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: 
     end = track.duration() if len(track) else _RT(0, rng.start_time.rate)
     if rng.start_time < _RT(0, rng.start_time.rate) or rng.end_time_exclusive() > end:
         raise SelectionError(
-            f"The range {_span(timeline, rng)} lies outside track {_track_label(timeline, ti)}, "
+            f"The range {_span(timeline, rng)} lies outside track {track_label(timeline, ti)}, "
             f"which runs {_span(timeline, _TR(_RT(0, end.rate), end))}."
         )
     _refuse_transitions(timeline, track, rng)
@@ -177,9 +179,9 @@ def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: 
             raise SelectionError(f"The range {_span(timeline, rng)} includes a gap at {_span(timeline, part)}; there is no media there to retake.")
         if out and out[-1].clip is item:
             continue
-        out.append(Selection(ti, item, part, prompt, label or f"{item.name} on {_track_label(timeline, ti)}", track.kind))
+        out.append(Selection(ti, item, part, prompt, label or f"{item.name} on {track_label(timeline, ti)}", track.kind))
     if not out:
-        raise SelectionError(f"Nothing on track {_track_label(timeline, ti)} at {_span(timeline, rng)}.")
+        raise SelectionError(f"Nothing on track {track_label(timeline, ti)} at {_span(timeline, rng)}.")
     if len(out) > 1 and not per_clip:
         names = ", ".join(f"{s.clip.name!r} ({_span(timeline, s.record_range)})" for s in out)
         raise SelectionError(
@@ -305,7 +307,7 @@ def select_markers(timeline: otio.schema.Timeline, track: str | int | None = Non
             found.append((m, clip.transformed_time_range(m.marked_range, trk)))
     if not found:
         extra = f" ({hidden} clip markers lie outside their clips' used ranges and do not show)" if hidden else ""
-        raise SelectionError(f"Track {_track_label(timeline, ti)} and the timeline have no markers{extra}; add markers or use --clip / --range.")
+        raise SelectionError(f"Track {track_label(timeline, ti)} and the timeline have no markers{extra}; add markers or use --clip / --range.")
     out = []
     rate = timeline_rate(timeline)
     for marker, rng in sorted(found, key=lambda mr: mr[1].start_time.value / mr[1].start_time.rate):

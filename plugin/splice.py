@@ -16,7 +16,7 @@ import opentimelineio as otio
 from .errors import SpliceError
 from .metadata import NS, original_name
 from .plan import Plan
-from .selection import record_timecode
+from .selection import record_timecode, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
            "RETAKE_TRACK_NAME", "original_name", "describe_landing"]
@@ -250,8 +250,8 @@ def _check_unchanged(timeline, before, plan: Plan) -> None:
 
 def describe_landing(timeline: otio.schema.Timeline, plan: Plan, placement: str) -> str:
     """One sentence saying where the result will land, for the user before anything is sent."""
-    where = f"{plan.record_timecode} on track {plan.track_index + 1}"
+    where = f"{plan.record_timecode} on {track_label(timeline, plan.track_index)}"
     if placement == "above":
         return f"The retake of {plan.clip_name!r} will go on the first free track above, at {where}; the original track is untouched."
     return (f"The retake of {plan.clip_name!r} will replace {where} as a new version (the original stays one call away); "
-            f"neighbours do not move. Record start {record_timecode(timeline, plan.record_range.start_time)}.")
+            "neighbours do not move.")
