@@ -84,3 +84,37 @@ def test_a_rejected_key_exits_4_and_never_shows_the_key(tmp_path):
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.suffix in (".otio", ".json", ".txt", ".log"):
             assert secret not in path.read_text(errors="replace")
+
+
+def test_serve_answers_both_protocols_until_stopped(tmp_path):
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ltx_retake", "serve", "--port", str(port), "--storage", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "no answer"
+            time.sleep(0.1)
+        token = httpx.post(f"{base}/storage/auth/token?storage_type=fal-cdn-v3", json={}, timeout=5)
+        assert token.status_code == 200 and token.json()["base_url"].startswith(base)
+        missing = httpx.get(f"{base}/v1/requests/nope/status", timeout=5)
+        assert missing.status_code == 400 and "400001" in missing.text  # RunComfy: a malformed id
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert "offline preview" in err
+    assert proc.returncode in (0, 130, -signal.SIGINT)
