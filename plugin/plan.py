@@ -127,6 +127,7 @@ class Plan:
     estimate_usd: float | None = None
     price_basis: str = ""
     record_timecode: str = ""
+    source_url: str = ""                    # the clip's media reference as the timeline writes it
 
     @property
     def input_seconds(self) -> float:
@@ -287,6 +288,7 @@ def plan_retake(
             estimate_usd=limits.estimate_usd(seconds_in),
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
+            source_url=getattr(clip.media_reference, "target_url", ""),
         )
     ]
 

@@ -19,8 +19,8 @@ from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .ports import ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, TimelineStore
 from .progress import EventLog, JobEvent, Progress, Step
-from .selection import Selection, select_clip, select_markers, select_range
-from .splice import Version, describe_landing, next_version_number, place_above, splice_version
+from .selection import Selection, select_clip, select_markers, select_range, track_label
+from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version
 
 __all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "safe_stem"]
 
@@ -310,7 +310,11 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
             if order.placement == "above":
                 place_above(timeline, job.plan, job.version)
             else:
+                linked = linked_sound(timeline, job.plan) if job.plan.mode != RetakeMode.REPLACE_VIDEO else []
                 splice_version(timeline, job.plan, job.version)
+                for sound in linked:
+                    splice_version(timeline, sound, job.version)
+                    log(JobEvent(job.id, Step.SPLICING, f"the linked sound on {track_label(timeline, sound.track_index)} takes the retake too"))
         for job in ready:
             log(JobEvent(job.id, Step.SAVING, f"writing {order.output.name}"))
         output = wiring.store.write(timeline, order.output, overwrite=order.overwrite or order.in_place,

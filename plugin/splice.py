@@ -19,7 +19,7 @@ from .plan import Plan
 from .selection import record_timecode, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
-           "RETAKE_TRACK_NAME", "original_name", "describe_landing"]
+           "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
 
 RETAKE_TRACK_NAME = "LTX Retakes"
 _TR = otio.opentime.TimeRange
@@ -93,6 +93,30 @@ def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Cli
         f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
         "it was edited since the retake was planned. Retake again on the current timeline."
     )
+
+
+def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
+    """The sound clips linked to the planned picture: on audio tracks, same media, in sync over the window.
+
+    A retake that changes the sound must reach them too, or the editor hears the old take under the new one.
+    """
+    from dataclasses import replace
+
+    out = []
+    for ti, track in enumerate(timeline.tracks):
+        if track.kind != otio.schema.TrackKind.Audio or ti == plan.track_index:
+            continue
+        for item, rng in _clips_with_ranges(track):
+            if not (rng.contains(plan.record_range.start_time) and rng.end_time_exclusive() >= plan.record_range.end_time_exclusive()):
+                continue
+            default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
+            if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
+                break
+            media_at_start = item.trimmed_range().start_time + (plan.record_range.start_time - rng.start_time)
+            if media_at_start.almost_equal(plan.source_range.start_time.rescaled_to(media_at_start.rate), 1e-6):
+                out.append(replace(plan, track_index=ti, clip_name=original_name(item), label=f"{plan.label} (linked sound)"))
+            break
+    return out
 
 
 def _clips_with_ranges(track: otio.schema.Track):

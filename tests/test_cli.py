@@ -29,8 +29,10 @@ def test_demo_ends_with_a_valid_timeline_holding_v001(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = dict(line.split("\t", 1) for line in proc.stdout.strip().splitlines())
     tl = read_timeline(out["timeline"])
-    (retaken,) = list_versions(tl)
-    assert (retaken.original_name, retaken.versions, retaken.active) == ("shot020", ("retake_v001",), "retake_v001")
+    picture, sound = list_versions(tl)  # the demo retakes picture and sound: V1 and its linked A1
+    for retaken, track in ((picture, 0), (sound, 1)):
+        assert (retaken.original_name, retaken.versions, retaken.active, retaken.track_index) == (
+            "shot020", ("retake_v001",), "retake_v001", track)
     assert open(out["contact sheet"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "generating" in proc.stderr and "offline preview" in proc.stderr.lower()
 

@@ -13,7 +13,7 @@ from ltx_retake.limits import limits_for
 from ltx_retake.plan import plan_retake, source_clip
 from ltx_retake.ports import RetakeMode
 from ltx_retake.selection import select_clip, select_range
-from ltx_retake.splice import NS, Version, next_version_number, place_above, splice_version
+from ltx_retake.splice import NS, Version, linked_sound, next_version_number, place_above, splice_version
 from ltx_retake.versions import list_versions, use_version
 
 from timelines import RT, TR, clip, info, timeline
@@ -172,3 +172,36 @@ def test_a_dissolve_is_left_out_of_a_whole_clip_and_refused_inside_a_range():
     with pytest.raises(SelectionError, match="touches the transition"):
         select_range(tl, "01:00:04:00", "01:00:07:00")
     select_range(tl, "01:00:06:00", "01:00:09:00")  # clear of it: fine
+
+
+def with_sound(tl, clips):
+    a1 = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    for c in clips:
+        a1.append(c)
+    tl.tracks.append(a1)
+    return a1
+
+
+def test_linked_sound_takes_a_sound_changing_retake_too():
+    tl = three_clips()
+    a1 = with_sound(tl, [clip("a", "/m/a.mov", 86400, 96), clip("b", "/m/a.mov", 86400 + 200, 240), clip("c", "/m/a.mov", 86400, 96)])
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")
+    (sound,) = linked_sound(tl, p)
+    assert sound.track_index == 1
+    v = version(p, 1)
+    splice_version(tl, p, v)
+    splice_version(tl, sound, v)
+    assert [it.name for it in a1] == ["a", "b", "b_retake_v001", "b", "c"]
+    assert a1[2].media_reference.target_url == "/r/b_retake_v001.mp4"
+    use_version(tl, "b", "original")  # one call switches picture and sound together
+    assert [r.active for r in list_versions(tl)] == ["original", "original"]
+
+
+@pytest.mark.parametrize("sound", [
+    clip("b", "/m/other.wav", 86400 + 200, 240),   # another file: not linked
+    clip("b", "/m/a.mov", 86400 + 203, 240),       # slipped three frames: out of sync, not linked
+])
+def test_sound_that_is_not_linked_is_left_alone(sound):
+    tl = three_clips()
+    with_sound(tl, [otio.schema.Gap(source_range=TR(RT(0, 24), RT(96, 24))), sound])
+    assert linked_sound(tl, plan_for(tl, "01:00:06:00", "01:00:09:00")) == []
