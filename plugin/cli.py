@@ -195,7 +195,7 @@ def _cmd_versions(a: argparse.Namespace) -> int:
     tl = offline_wiring(load_settings(), rate=a.rate, timeline_name=a.timeline_name).store.read(a.timeline)
     found = list_versions(tl)
     if a.json:
-        print(json.dumps([{"clip": r.original_name, "record": r.record_timecode, "track": r.track_index + 1,
+        print(json.dumps([{"clip": r.original_name, "record": r.record_timecode, "track": r.track,
                            "placement": r.placement, "versions": list(r.versions), "active": r.active} for r in found], indent=2))
     else:
         if not found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -68,8 +69,9 @@ def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | 
     folder = Path(folder).absolute()
     source = build_project(folder)
     output = folder / "demo_retake.otio"
-    if output.exists():
-        output.unlink()  # the demo's own output, from an earlier demo run
+    # A demo run starts clean: remove what an earlier demo run wrote (only the demo's own files).
+    output.unlink(missing_ok=True)
+    shutil.rmtree(folder / "demo_retakes", ignore_errors=True)
     order = RetakeOrder(timeline=source, output=output, prompt=PROMPT, mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO,
                         provider="local", model="fal-ai/ltx-2/retake-video", range=("01:00:06:12", "01:00:09:00"))
     settings = load_settings()

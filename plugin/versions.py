@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import opentimelineio as otio
 
 from .errors import SelectionError
-from .selection import record_timecode
+from .selection import record_timecode, track_label
 from .metadata import NS, original_name
 
 __all__ = ["RetakenClip", "list_versions", "use_version"]
@@ -23,6 +23,7 @@ class RetakenClip:
     track_index: int
     record_range: otio.opentime.TimeRange
     record_timecode: str
+    track: str
     original_name: str
     versions: tuple[str, ...]
     active: str
@@ -31,7 +32,7 @@ class RetakenClip:
     def describe(self) -> str:
         marks = ", ".join(f"{v}{'*' if v == self.active else ''}" for v in (ORIGINAL, *self.versions)
                           if not (v == ORIGINAL and self.placement == "above"))
-        return f"{self.original_name}\t{self.record_timecode}\ttrack {self.track_index + 1}\t{self.placement}\t{marks}"
+        return f"{self.original_name}\t{self.record_timecode}\t{self.track}\t{self.placement}\t{marks}"
 
 
 def list_versions(timeline: otio.schema.Timeline) -> list[RetakenClip]:
@@ -53,7 +54,7 @@ def list_versions(timeline: otio.schema.Timeline) -> list[RetakenClip]:
                 if placement == "splice":
                     active = ORIGINAL if clip.active_media_reference_key == otio.schema.Clip.DEFAULT_MEDIA_KEY else clip.active_media_reference_key
                 tc = f"{record_timecode(timeline, rng.start_time)}-{record_timecode(timeline, rng.end_time_exclusive())}"
-                out.append(RetakenClip(clip, ti, rng, tc, original_name(clip), versions, active, placement))
+                out.append(RetakenClip(clip, ti, rng, tc, track_label(timeline, ti), original_name(clip), versions, active, placement))
     return out
 
 

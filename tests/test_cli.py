@@ -47,7 +47,7 @@ def test_retake_versions_and_use_round_trip(tmp_path):
     assert report["output"] == str(out) and report["jobs"][0]["state"] == "spliced"
     assert report["jobs"][0]["version"] == "B_retake_v001" and report["jobs"][0]["request_id"]
     listed = json.loads(cli("versions", out, "--json").stdout)
-    assert listed == [{"clip": "B", "record": "01:00:01:00-01:00:04:00", "track": 1, "placement": "splice",
+    assert listed == [{"clip": "B", "record": "01:00:01:00-01:00:04:00", "track": "V1", "placement": "splice",
                        "versions": ["retake_v001"], "active": "retake_v001"}]
     assert cli("use", out, "B", "original").returncode == 0
     assert json.loads(cli("versions", out, "--json").stdout)[0]["active"] == "original"
