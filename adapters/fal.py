@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -18,12 +17,10 @@ from ..errors import (
     ContentRefusedError,
     JobFailedError,
     ServiceError,
-    SubmitUncertainError,
-    TransientServiceError,
     redact,
     register_secret,
 )
-from ..ports import ProgressFn, ResultMedia, RetakeRequest, ServiceStatus, SubmittedJob
+from ..ports import ProgressFn, ResultMedia, ServiceStatus, SubmittedJob
 from ..settings import Secret
 from .http_policy import (
     DEFAULT_MAX_DOWNLOAD,
@@ -31,13 +28,10 @@ from .http_policy import (
     RetryPolicy,
     call,
     check_http_url,
-    describe_transport_error,
-    download,
     error_for_response,
-    file_chunks,
-    retry_after_seconds,
-    same_site,
+    streamed_file,
 )
+from .queue_client import Backoff, QueueClient, QueueProtocol, StatusTracker
 
 __all__ = ["FalClient", "FalStorage", "StatusTracker", "parse_sse", "media_from_output"]
 
@@ -49,45 +43,6 @@ MiB = 1024 * 1024
 
 def _auth(key: Secret | None) -> dict[str, str]:
     return {"Authorization": f"Key {key.reveal()}"} if key else {}
-
-
-def _auth_for(key: Secret | None, url: str, home: str) -> dict[str, str]:
-    """The key goes only to fal's own site: a status URL elsewhere gets no credentials."""
-    if key and not same_site(url, home):
-        log.warning("not sending the fal key to %s: it is not on the queue's site", urlsplit(url).netloc)
-        return {}
-    return _auth(key)
-
-
-class StatusTracker:
-    """Turns raw status answers into ServiceStatus reports: only when something changed, only new log lines."""
-
-    def __init__(self, on_status: Callable[[ServiceStatus], None]):
-        self._on_status = on_status
-        self._last: tuple[str, int | None] | None = None
-        self._seen: set[tuple[str, str]] = set()
-
-    def flush_logs(self, logs: list[Any] | None) -> None:
-        """Report log lines not seen yet, under the last state (before a failure is raised)."""
-        state, position = self._last or ("queued", None)
-        self.report(state, position, logs)
-
-    def report(self, state: str, queue_position: int | None, logs: list[Any] | None) -> None:
-        fresh: list[str] = []
-        for entry in logs or []:
-            if isinstance(entry, dict):
-                message = str(entry.get("message", ""))
-                stamp = str(entry.get("timestamp", ""))
-            else:
-                message, stamp = str(entry), ""
-            marker = (stamp, message)
-            if message and marker not in self._seen:
-                self._seen.add(marker)
-                fresh.append(redact(message))
-        key = (state, queue_position)
-        if key != self._last or fresh:
-            self._last = key
-            self._on_status(ServiceStatus(state=state, queue_position=queue_position, logs=tuple(fresh)))
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[str]:
@@ -109,10 +64,31 @@ def parse_sse(lines: Iterator[str]) -> Iterator[str]:
         yield "\n".join(data)
 
 
-class FalClient:
+def _app_of(model: str) -> str:
+    """fal's status URLs drop the model's sub-path: `fal-ai/ltx-2/retake-video` -> `fal-ai/ltx-2`."""
+    parts = model.strip("/").split("/")
+    return "/".join(parts[:2])
+
+
+FAL_QUEUE = QueueProtocol(
+    profile=FAL,
+    auth_scheme="Key",
+    check_where=f"the fal dashboard ({FAL.dashboard})",
+    model_setting="fal_model",
+    model_examples="fal-ai/ltx-2/retake-video or fal-ai/ltx-2.3/retake-video",
+    submit_path=lambda model: f"/{model}",
+    requests_path=lambda model: f"/{_app_of(model)}/requests",
+    result_field="response_url",
+    result_suffix="",
+    status_params={"logs": "1"},
+)
+
+
+class FalClient(QueueClient):
     """A RetakeService over fal's queue. The submit is sent once; everything else is retried with backoff."""
 
     provider = "fal"
+    protocol = FAL_QUEUE
 
     def __init__(
         self,
@@ -134,82 +110,12 @@ class FalClient:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD,
         submit_attempts: int = 4,
     ):
-        self._http = http
-        self._key = key
-        self.queue_url = queue_url.rstrip("/")
-        self.model = model.strip("/")
-        self._sleep = sleep
-        self._clock = clock
-        self._poll_initial = poll_initial
-        self._poll_max = poll_max
-        self._poll_growth = poll_growth
-        self._retry = retry or RetryPolicy(sleep=sleep, random=rand)
+        super().__init__(http, key, queue_url, model, sleep=sleep, clock=clock, rand=rand, retry=retry,
+                         backoff=Backoff(poll_initial, poll_growth, poll_max), follow_timeout=follow_timeout,
+                         max_download_bytes=max_download_bytes, submit_attempts=submit_attempts)
+        self.queue_url = self._home
         self._use_stream = use_stream
         self._stream_read_timeout = stream_read_timeout
-        self._follow_timeout = follow_timeout
-        self._max_download = max_download_bytes
-        self._submit_attempts = submit_attempts
-
-    def _auth(self, url: str) -> dict[str, str]:
-        return _auth_for(self._key, url, self.queue_url)
-
-    # -- submit ---------------------------------------------------------------------------------------------
-
-    def submit(self, request: RetakeRequest) -> SubmittedJob:
-        """POST the job once. Retried only when the server certainly did not take it (connect failure, 429)."""
-        url = f"{self.queue_url}/{self.model}"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._http.post(url, json=request.as_json(), headers=_auth(self._key))
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                if attempt < self._submit_attempts:
-                    self._sleep(self._retry.delay(attempt))
-                    continue
-                raise TransientServiceError(
-                    f"Could not connect to fal to submit the retake ({describe_transport_error(exc)}). Nothing was "
-                    f"sent; check the network and submit again.") from None
-            except httpx.TransportError as exc:
-                raise SubmitUncertainError(
-                    f"The submit to fal may have reached the server, but no answer came back "
-                    f"({describe_transport_error(exc)}). It was not sent again, to avoid paying twice: check the "
-                    f"fal dashboard ({FAL.dashboard}) for a new {self.model} request before submitting again.") from None
-            status = response.status_code
-            if status == 429 and attempt < self._submit_attempts:
-                # The server refused the request outright, so sending it again cannot create a second job.
-                self._sleep(self._retry.delay(attempt, retry_after_seconds(response)))
-                continue
-            if status in (502, 504):
-                raise SubmitUncertainError(
-                    f"fal's gateway answered HTTP {status} to the submit, so the job may or may not have been "
-                    f"queued. It was not sent again, to avoid paying twice: check the fal dashboard "
-                    f"({FAL.dashboard}) for a new {self.model} request before submitting again.",
-                    status_code=status)
-            if not response.is_success:
-                err = error_for_response(response, profile=FAL, what=f"submit the retake to {self.model}",
-                                         tries=attempt)
-                if status == 404 and not isinstance(err, (AuthError,)):
-                    err = ServiceError(
-                        f"fal does not know the model {self.model!r} (HTTP 404). Check the fal_model setting "
-                        f"(for example fal-ai/ltx-2/retake-video or fal-ai/ltx-2.3/retake-video).", status_code=404)
-                raise err
-            return self._job_from(response)
-
-    def _job_from(self, response: httpx.Response) -> SubmittedJob:
-        try:
-            data = response.json()
-            request_id = str(data["request_id"])
-        except (ValueError, KeyError, TypeError):
-            raise SubmitUncertainError(
-                f"fal accepted the submit (HTTP {response.status_code}) but its answer has no request id. The job "
-                f"may be running: check the fal dashboard ({FAL.dashboard}) before submitting again.") from None
-        base = f"{self.queue_url}/{_app_of(self.model)}/requests/{request_id}"
-        status_url = data.get("status_url") or f"{base}/status"
-        response_url = data.get("response_url") or base
-        cancel_url = data.get("cancel_url") or f"{base}/cancel"
-        return SubmittedJob(request_id=request_id, status_url=status_url, result_url=response_url,
-                            cancel_url=cancel_url)
 
     # -- follow -----------------------------------------------------------------------------------------------
 
@@ -222,7 +128,7 @@ class FalClient:
         started = self._clock()
         if self._use_stream and self._follow_stream(job, tracker):
             return
-        self._follow_polling(job, tracker, started)
+        self._poll(job, tracker, started)
 
     def _follow_stream(self, job: SubmittedJob, tracker: StatusTracker) -> bool:
         url = f"{job.status_url.rstrip('/')}/stream"
@@ -249,25 +155,6 @@ class FalClient:
             log.info("fal status stream dropped (%s); polling instead", type(exc).__name__)
         return False
 
-    def _follow_polling(self, job: SubmittedJob, tracker: StatusTracker, started: float) -> None:
-        interval = self._poll_initial
-        while True:
-            response = call(self._http, "GET", job.status_url, params={"logs": "1"},
-                            headers=self._auth(job.status_url), policy=self._retry, profile=FAL, what="check the job's status",
-                            request_id=job.request_id, ok=(202,))
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = None
-            if isinstance(answer, dict) and self._handle(job, answer, tracker):
-                return
-            if self._follow_timeout is not None and self._clock() - started > self._follow_timeout:
-                raise TransientServiceError(
-                    f"The fal job {job.request_id} had not finished after {self._follow_timeout:.0f} s. It keeps "
-                    f"running on fal: resume the job later to fetch its result.", request_id=job.request_id)
-            self._sleep(interval)
-            interval = min(interval * self._poll_growth, self._poll_max)
-
     def _handle(self, job: SubmittedJob, answer: dict, tracker: StatusTracker) -> bool:
         """Report one status object; True when the job is complete (raises if it failed)."""
         raw = str(answer.get("status", "")).upper()
@@ -286,27 +173,18 @@ class FalClient:
             raise JobFailedError(
                 f"The retake ran on fal and failed{kind}: {error}. Request id {job.request_id}; there is nothing "
                 f"to download. Check the inputs and try again.", request_id=job.request_id)
-        position = answer.get("queue_position") if state == "queued" else None
-        tracker.report(state, position if isinstance(position, int) else None, answer.get("logs"))
+        tracker.report_answer(state, answer)
         return state == "completed"
 
-    # -- result, cancel, download -------------------------------------------------------------------------------
+    # -- result, cancel ---------------------------------------------------------------------------------------------
 
     def result(self, job: SubmittedJob) -> ResultMedia:
         """GET the response URL and describe the returned video."""
-        response = call(self._http, "GET", job.result_url, headers=self._auth(job.result_url), policy=self._retry,
-                        profile=FAL, what="fetch the retake's result", request_id=job.request_id)
-        try:
-            data = response.json()
-        except ValueError:
-            raise ServiceError(f"fal's result for request {job.request_id} is not JSON; try fetching it again.",
-                               request_id=job.request_id) from None
-        return media_from_output(data, provider="fal", request_id=job.request_id)
+        return media_from_output(self._result_json(job), provider="fal", request_id=job.request_id)
 
     def cancel(self, job: SubmittedJob) -> str:
         """PUT the cancel URL; returns fal's answer (OK, CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND)."""
-        response = call(self._http, "PUT", job.cancel_url, headers=self._auth(job.cancel_url), policy=self._retry,
-                        profile=FAL, what="cancel the job", request_id=job.request_id, ok=(400, 404))
+        response = self._send("PUT", job.cancel_url, job, "cancel the job", ok=(400, 404))
         try:
             return str(response.json().get("status") or "OK")
         except (ValueError, AttributeError):
@@ -315,16 +193,6 @@ class FalClient:
             if response.status_code == 400:
                 return "ALREADY_COMPLETED"
             return "OK"
-
-    def download(self, url: str, dest: Path, on_progress: ProgressFn | None = None) -> Path:
-        return download(self._http, url, Path(dest), on_progress, self._max_download, policy=self._retry,
-                        profile=FAL)
-
-
-def _app_of(model: str) -> str:
-    """fal's status URLs drop the model's sub-path: `fal-ai/ltx-2/retake-video` -> `fal-ai/ltx-2`."""
-    parts = model.strip("/").split("/")
-    return "/".join(parts[:2])
 
 
 def media_from_output(data: Any, *, provider: str, request_id: str | None) -> ResultMedia:
@@ -428,17 +296,8 @@ class FalStorage:
         return check_http_url(url, what="fal storage's file URL")
 
     def _single(self, path: Path, size: int, base_url: str, headers: dict, on_progress: ProgressFn | None) -> str:
-        def content() -> Iterator[bytes]:
-            sent = 0
-
-            def progress(n: int) -> None:
-                nonlocal sent
-                sent += n
-                if on_progress and size:
-                    on_progress(min(sent / size, 0.999))
-            return file_chunks(path, on_bytes=progress)
-
-        response = call(self._http, "POST", f"{base_url}/files/upload", content=content,
+        response = call(self._http, "POST", f"{base_url}/files/upload",
+                        content=streamed_file(path, size, on_progress),
                         headers={**headers, "Content-Length": str(size)}, policy=self._retry, profile=FAL,
                         what=f"upload {path.name} to fal storage")
         return _field(response, "access_url", "fal storage's upload answer")

@@ -17,14 +17,14 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
 from ..errors import ServiceError
 from ..ports import ProgressFn
-from .http_policy import FILE_HOST, RetryPolicy, ServiceProfile, call, check_http_url, file_chunks
+from .http_policy import FILE_HOST, RetryPolicy, ServiceProfile, call, check_http_url, streamed_file
 
 __all__ = ["LoopbackUpload", "UserUrlHost", "unique_name"]
 
@@ -36,19 +36,6 @@ def unique_name(path: Path) -> str:
     """A name that will not collide on a shared host: `<stem>-<8 hex><suffix>`, URL-safe."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:80] or "clip"
     return f"{stem}-{uuid.uuid4().hex[:8]}{Path(path).suffix.lower()}"
-
-
-def _streamed(path: Path, size: int, on_progress: ProgressFn | None) -> Callable[[], Iterator[bytes]]:
-    def content() -> Iterator[bytes]:
-        sent = 0
-
-        def progress(n: int) -> None:
-            nonlocal sent
-            sent += n
-            if on_progress and size:
-                on_progress(min(sent / size, 0.999))
-        return file_chunks(path, on_bytes=progress)
-    return content
 
 
 class LoopbackUpload:
@@ -63,7 +50,8 @@ class LoopbackUpload:
     def upload(self, path: Path, content_type: str, on_progress: ProgressFn | None = None) -> str:
         path = Path(path)
         size = path.stat().st_size
-        response = call(self._http, "POST", f"{self.base_url}/upload", content=_streamed(path, size, on_progress),
+        response = call(self._http, "POST", f"{self.base_url}/upload",
+                        content=streamed_file(path, size, on_progress),
                         headers={"Content-Type": content_type, "Content-Length": str(size),
                                  "X-File-Name": quote(path.name)},
                         policy=self._retry, profile=LOCAL, what=f"upload {path.name}")
@@ -108,7 +96,7 @@ class UserUrlHost:
         size = path.stat().st_size
         name = self._name_for(path)
         target = self.target_for(name)
-        response = call(self._http, self.method, target, content=_streamed(path, size, on_progress),
+        response = call(self._http, self.method, target, content=streamed_file(path, size, on_progress),
                         headers={**self._headers, "Content-Type": content_type, "Content-Length": str(size)},
                         policy=self._retry, profile=FILE_HOST, what=f"upload {path.name}")
         url = _url_in_answer(response)

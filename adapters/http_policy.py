@@ -41,6 +41,7 @@ __all__ = [
     "check_http_url",
     "same_site",
     "file_chunks",
+    "streamed_file",
     "download",
     "DEFAULT_MAX_DOWNLOAD",
 ]
@@ -344,6 +345,21 @@ def file_chunks(path: Path, *, start: int = 0, length: int | None = None, chunk_
             if on_bytes:
                 on_bytes(len(chunk))
             yield chunk
+
+
+def streamed_file(path: Path, size: int, on_progress: ProgressFn | None) -> Callable[[], Iterator[bytes]]:
+    """A request body for `call`: streams the file anew on each try, reporting progress up to 0.999 (the
+    caller reports 1.0 once the server has answered)."""
+    def content() -> Iterator[bytes]:
+        sent = 0
+
+        def progress(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if on_progress and size:
+                on_progress(min(sent / size, 0.999))
+        return file_chunks(path, on_bytes=progress)
+    return content
 
 
 def _content_range(value: str | None) -> tuple[int, int | None] | None:

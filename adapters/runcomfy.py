@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import httpx
 
-from ..errors import JobFailedError, ServiceError, SubmitUncertainError, TransientServiceError, redact
-from ..ports import ProgressFn, ResultMedia, RetakeRequest, ServiceStatus, SubmittedJob
+from ..errors import JobFailedError, TransientServiceError, redact
+from ..ports import ResultMedia, ServiceStatus, SubmittedJob
 from ..settings import Secret
-from .fal import StatusTracker, media_from_output
-from .http_policy import (
-    DEFAULT_MAX_DOWNLOAD,
-    RUNCOMFY,
-    RetryPolicy,
-    call,
-    describe_transport_error,
-    download,
-    error_for_response,
-    retry_after_seconds,
-    same_site,
-)
+from .fal import media_from_output
+from .http_policy import DEFAULT_MAX_DOWNLOAD, RUNCOMFY, RetryPolicy
+from .queue_client import Backoff, QueueClient, QueueProtocol, StatusTracker
 
 __all__ = ["RunComfyClient"]
 
@@ -33,11 +24,24 @@ log = logging.getLogger(__name__)
 _STATES = {"in_queue": "queued", "queued": "queued", "in_progress": "generating", "running": "generating",
            "completed": "completed", "succeeded": "completed"}
 
+RUNCOMFY_QUEUE = QueueProtocol(
+    profile=RUNCOMFY,
+    auth_scheme="Bearer",
+    check_where="your RunComfy requests",
+    model_setting="runcomfy_model",
+    model_examples="ltx/ltx-2/retake-video",
+    submit_path=lambda model: f"/v1/models/{model}",
+    requests_path=lambda model: "/v1/requests",
+    result_field="result_url",
+    result_suffix="/result",
+)
 
-class RunComfyClient:
+
+class RunComfyClient(QueueClient):
     """A RetakeService over RunComfy's model API (Bearer token). It has no status stream: polls with backoff."""
 
     provider = "runcomfy"
+    protocol = RUNCOMFY_QUEUE
 
     def __init__(
         self,
@@ -57,126 +61,37 @@ class RunComfyClient:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD,
         submit_attempts: int = 4,
     ):
-        self._http = http
-        self._token = token
-        self.base_url = base_url.rstrip("/")
-        self.model = model.strip("/")
-        self._sleep = sleep
-        self._clock = clock
-        self._poll_initial = poll_initial
-        self._poll_max = poll_max
-        self._poll_growth = poll_growth
-        self._retry = retry or RetryPolicy(sleep=sleep, random=rand)
-        self._follow_timeout = follow_timeout
-        self._max_download = max_download_bytes
-        self._submit_attempts = submit_attempts
-
-    def _headers(self, url: str | None = None) -> dict[str, str]:
-        """The token, for RunComfy's own site only (a URL from an answer that points elsewhere gets none)."""
-        if not self._token or (url is not None and not same_site(url, self.base_url)):
-            return {}
-        return {"Authorization": f"Bearer {self._token.reveal()}"}
-
-    def submit(self, request: RetakeRequest) -> SubmittedJob:
-        """POST the job once; resent only when the server certainly did not take it (connect failure, 429)."""
-        url = f"{self.base_url}/v1/models/{self.model}"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._http.post(url, json=request.as_json(), headers=self._headers())
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                if attempt < self._submit_attempts:
-                    self._sleep(self._retry.delay(attempt))
-                    continue
-                raise TransientServiceError(
-                    f"Could not connect to RunComfy to submit the retake ({describe_transport_error(exc)}). "
-                    f"Nothing was sent; check the network and submit again.") from None
-            except httpx.TransportError as exc:
-                raise SubmitUncertainError(
-                    f"The submit to RunComfy may have reached the server, but no answer came back "
-                    f"({describe_transport_error(exc)}). It was not sent again, to avoid paying twice: check your "
-                    f"RunComfy requests for a new {self.model} job before submitting again.") from None
-            if response.status_code == 429 and attempt < self._submit_attempts:
-                self._sleep(self._retry.delay(attempt, retry_after_seconds(response)))
-                continue
-            if response.status_code in (502, 504):
-                raise SubmitUncertainError(
-                    f"RunComfy's gateway answered HTTP {response.status_code} to the submit, so the job may or may "
-                    f"not have been queued. It was not sent again, to avoid paying twice: check your RunComfy "
-                    f"requests before submitting again.", status_code=response.status_code)
-            if not response.is_success:
-                err = error_for_response(response, profile=RUNCOMFY, what=f"submit the retake to {self.model}",
-                                         tries=attempt)
-                if response.status_code == 404 and type(err) is ServiceError:
-                    err = ServiceError(
-                        f"RunComfy does not know the model {self.model!r} (HTTP 404). Check the runcomfy_model "
-                        f"setting (for example ltx/ltx-2/retake-video).", status_code=404)
-                raise err
-            try:
-                data = response.json()
-                request_id = str(data["request_id"])
-            except (ValueError, KeyError, TypeError):
-                raise SubmitUncertainError(
-                    f"RunComfy accepted the submit (HTTP {response.status_code}) but its answer has no request id. "
-                    f"The job may be running: check your RunComfy requests before submitting again.") from None
-            base = f"{self.base_url}/v1/requests/{request_id}"
-            return SubmittedJob(request_id=request_id,
-                                status_url=data.get("status_url") or f"{base}/status",
-                                result_url=data.get("result_url") or f"{base}/result",
-                                cancel_url=data.get("cancel_url") or f"{base}/cancel")
+        super().__init__(http, token, base_url, model, sleep=sleep, clock=clock, rand=rand, retry=retry,
+                         backoff=Backoff(poll_initial, poll_growth, poll_max), follow_timeout=follow_timeout,
+                         max_download_bytes=max_download_bytes, submit_attempts=submit_attempts)
+        self.base_url = self._home
 
     def follow(self, job: SubmittedJob, on_status: Callable[[ServiceStatus], None]) -> None:
         """Poll the status with backoff until completed. An exception from `on_status` stops and propagates."""
-        tracker = StatusTracker(on_status)
-        started = self._clock()
-        interval = self._poll_initial
-        while True:
-            response = call(self._http, "GET", job.status_url, headers=self._headers(job.status_url),
-                            policy=self._retry,
-                            profile=RUNCOMFY, what="check the job's status", request_id=job.request_id,
-                            ok=(202,))
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = {}
-            raw = str(answer.get("status", "")).lower() if isinstance(answer, dict) else ""
-            if raw == "cancelled":
-                raise JobFailedError(
-                    f"RunComfy reports the job {job.request_id} was cancelled (here or from the RunComfy site); "
-                    f"there is nothing to download. Submit again if you still want the retake.",
-                    request_id=job.request_id)
-            if raw == "failed":
-                raise JobFailedError(
-                    f"The retake ran on RunComfy and failed: {_error_text(answer)}. Request id {job.request_id}; "
-                    f"check the inputs and try again.", request_id=job.request_id)
-            state = _STATES.get(raw)
-            if state is not None:
-                position = answer.get("queue_position") if state == "queued" else None
-                tracker.report(state, position if isinstance(position, int) else None, answer.get("logs"))
-                if state == "completed":
-                    return
-            if self._follow_timeout is not None and self._clock() - started > self._follow_timeout:
-                raise TransientServiceError(
-                    f"The RunComfy job {job.request_id} had not finished after {self._follow_timeout:.0f} s. It keeps "
-                    f"running: resume the job later to fetch its result.", request_id=job.request_id)
-            self._sleep(interval)
-            interval = min(interval * self._poll_growth, self._poll_max)
+        self._poll(job, StatusTracker(on_status), self._clock())
+
+    def _handle(self, job: SubmittedJob, answer: dict, tracker: StatusTracker) -> bool:
+        """Report one status answer; True when completed (raises when it failed or was cancelled)."""
+        raw = str(answer.get("status", "")).lower()
+        if raw == "cancelled":
+            raise JobFailedError(
+                f"RunComfy reports the job {job.request_id} was cancelled (here or from the RunComfy site); "
+                f"there is nothing to download. Submit again if you still want the retake.",
+                request_id=job.request_id)
+        if raw == "failed":
+            raise _failed(job, answer)
+        state = _STATES.get(raw)
+        if state is None:
+            return False
+        tracker.report_answer(state, answer)
+        return state == "completed"
 
     def result(self, job: SubmittedJob) -> ResultMedia:
         """GET the result; `output` holds `video` (a URL) or `videos` (a list)."""
-        response = call(self._http, "GET", job.result_url, headers=self._headers(job.result_url), policy=self._retry,
-                        profile=RUNCOMFY, what="fetch the retake's result", request_id=job.request_id)
-        try:
-            data = response.json()
-        except ValueError:
-            raise ServiceError(f"RunComfy's result for request {job.request_id} is not JSON; try again.",
-                               request_id=job.request_id) from None
+        data = self._result_json(job)
         status = str(data.get("status", "")).lower() if isinstance(data, dict) else ""
         if status == "failed":
-            raise JobFailedError(
-                f"The retake ran on RunComfy and failed: {_error_text(data)}. Request id {job.request_id}; check "
-                f"the inputs and try again.", request_id=job.request_id)
+            raise _failed(job, data)
         if status == "cancelled":
             raise JobFailedError(f"RunComfy job {job.request_id} was cancelled; there is no result.",
                                  request_id=job.request_id)
@@ -189,22 +104,22 @@ class RunComfyClient:
                                   request_id=job.request_id)
         extra = {k: v for k, v in data.items() if k != "output"}
         extra.update(media.extra)
-        return ResultMedia(url=media.url, file_name=media.file_name, content_type=media.content_type,
-                           file_size=media.file_size, width=media.width, height=media.height, fps=media.fps,
-                           num_frames=media.num_frames, extra=extra)
+        return dataclasses.replace(media, extra=extra)
 
     def cancel(self, job: SubmittedJob) -> str:
         """POST the cancel URL; returns RunComfy's outcome (`cancelled` or `not_cancellable`)."""
-        response = call(self._http, "POST", job.cancel_url, headers=self._headers(job.cancel_url), policy=self._retry,
-                        profile=RUNCOMFY, what="cancel the job", request_id=job.request_id)
+        response = self._send("POST", job.cancel_url, job, "cancel the job")
         try:
             return str(response.json().get("outcome") or "cancelled")
         except (ValueError, AttributeError):
             return "cancelled"
 
-    def download(self, url: str, dest: Path, on_progress: ProgressFn | None = None) -> Path:
-        return download(self._http, url, Path(dest), on_progress, self._max_download, policy=self._retry,
-                        profile=RUNCOMFY)
+
+def _failed(job: SubmittedJob, answer: Any) -> JobFailedError:
+    """The error for a job RunComfy reports as failed, in its status or its result."""
+    return JobFailedError(
+        f"The retake ran on RunComfy and failed: {_error_text(answer)}. Request id {job.request_id}; check the "
+        f"inputs and try again.", request_id=job.request_id)
 
 
 def _error_text(data: Any) -> str:
