@@ -119,18 +119,20 @@ class FalClient(QueueClient):
 
     # -- follow -----------------------------------------------------------------------------------------------
 
-    def follow(self, job: SubmittedJob, on_status: Callable[[ServiceStatus], None]) -> None:
+    def follow(self, job: SubmittedJob, on_status: Callable[[ServiceStatus], None],
+               should_stop: Callable[[], bool] | None = None) -> None:
         """Report status until COMPLETED: the SSE stream first, polling with backoff when it fails or drops.
 
-        An exception raised by `on_status` (for example a cancel) stops following and propagates.
+        An exception raised by `on_status` stops following and propagates; so does CancelledError once
+        `should_stop()` is true (checked on every stream line, keep-alives included, and every poll).
         """
         tracker = StatusTracker(on_status)
         started = self._clock()
-        if self._use_stream and self._follow_stream(job, tracker):
+        if self._use_stream and self._follow_stream(job, tracker, should_stop):
             return
-        self._poll(job, tracker, started)
+        self._poll(job, tracker, started, should_stop)
 
-    def _follow_stream(self, job: SubmittedJob, tracker: StatusTracker) -> bool:
+    def _follow_stream(self, job: SubmittedJob, tracker: StatusTracker, should_stop: Callable[[], bool] | None) -> bool:
         url = f"{job.status_url.rstrip('/')}/stream"
         timeout = httpx.Timeout(10.0, read=self._stream_read_timeout)
         try:
@@ -144,7 +146,12 @@ class FalClient(QueueClient):
                     log.info("fal status stream answered HTTP %s (%s); polling instead",
                              response.status_code, content_type)
                     return False
-                for data in parse_sse(response.iter_lines()):
+                def lines():
+                    for line in response.iter_lines():
+                        self._stop_if_asked(should_stop, job)
+                        yield line
+
+                for data in parse_sse(lines()):
                     try:
                         answer = json.loads(data)
                     except ValueError:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import ServiceError, SubmitUncertainError, TransientServiceError, redact
+from ..errors import CancelledError, ServiceError, SubmitUncertainError, TransientServiceError, redact
 from ..ports import ProgressFn, RetakeRequest, ServiceStatus, SubmittedJob
 from ..settings import Secret
 from .http_policy import (
@@ -229,13 +229,20 @@ class QueueClient:
         """Report one status answer; True when the job is complete (raises if it failed or was cancelled)."""
         raise NotImplementedError
 
-    def _poll(self, job: SubmittedJob, tracker: StatusTracker, started: float) -> None:
+    @staticmethod
+    def _stop_if_asked(should_stop: Callable[[], bool] | None, job: SubmittedJob) -> None:
+        if should_stop is not None and should_stop():
+            raise CancelledError(f"Cancelled by the user while following request {job.request_id}.")
+
+    def _poll(self, job: SubmittedJob, tracker: StatusTracker, started: float,
+              should_stop: Callable[[], bool] | None = None) -> None:
         """GET the status URL until `_handle` says complete, sleeping by the backoff between polls.
 
         An exception raised by `_handle` or by the tracker's `on_status` stops polling and propagates;
         past `follow_timeout` seconds since `started` the job is left running and TransientServiceError raised.
         """
         for interval in self._backoff.intervals():
+            self._stop_if_asked(should_stop, job)
             response = self._send("GET", job.status_url, job, "check the job's status",
                                   params=self.protocol.status_params, ok=(202,))
             try:
@@ -249,6 +256,7 @@ class QueueClient:
                 raise TransientServiceError(
                     f"The {name} job {job.request_id} had not finished after {self._follow_timeout:.0f} s. It keeps "
                     f"running on {name}: resume the job later to fetch its result.", request_id=job.request_id)
+            self._stop_if_asked(should_stop, job)
             self._sleep(interval)
 
     # -- result, download -------------------------------------------------------------------------------------------

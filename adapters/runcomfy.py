@@ -66,9 +66,11 @@ class RunComfyClient(QueueClient):
                          max_download_bytes=max_download_bytes, submit_attempts=submit_attempts)
         self.base_url = self._home
 
-    def follow(self, job: SubmittedJob, on_status: Callable[[ServiceStatus], None]) -> None:
-        """Poll the status with backoff until completed. An exception from `on_status` stops and propagates."""
-        self._poll(job, StatusTracker(on_status), self._clock())
+    def follow(self, job: SubmittedJob, on_status: Callable[[ServiceStatus], None],
+               should_stop: Callable[[], bool] | None = None) -> None:
+        """Poll the status with backoff until completed. An exception from `on_status`, or CancelledError once
+        `should_stop()` is true, stops and propagates."""
+        self._poll(job, StatusTracker(on_status), self._clock(), should_stop)
 
     def _handle(self, job: SubmittedJob, answer: dict, tracker: StatusTracker) -> bool:
         """Report one status answer; True when completed (raises when it failed or was cancelled)."""

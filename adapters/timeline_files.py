@@ -11,6 +11,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from ..errors import InputError, TimelineReadError
+from ..paths import same_file
 from ..timing import exact_rate
 
 __all__ = ["OtioFiles", "read_timeline", "write_timeline", "readable_suffixes", "sniff_edl_rate"]
@@ -141,10 +142,11 @@ def _timelines_in(obj) -> list[otio.schema.Timeline]:
 
 def write_timeline(timeline: otio.schema.Timeline, path: str | Path, *, overwrite: bool = False,
                    protect: tuple[str | Path, ...] = ()) -> Path:
-    """Write atomically (temp file in the same folder, then rename). Never overwrites a protected path."""
+    """Write atomically (temp file in the same folder, then rename). Never overwrites a protected path, even
+    with `overwrite` (which only allows replacing some other existing file)."""
     path = Path(path).absolute()
-    for p in protect:
-        if Path(p).absolute() == path and not overwrite:
+    for p in protect:  # holds even with overwrite: --force replaces an old output, never the input
+        if same_file(Path(p), path):
             raise InputError(f"Refusing to overwrite the input timeline {path.name}; give another -o path, or --in-place.")
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another output path or pass --force to replace it.")

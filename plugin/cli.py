@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--local-protocol", choices=("fal", "runcomfy"), default="fal", help="which protocol the local service is driven through")
     r.add_argument("--placement", choices=("splice", "above"), default="splice")
     r.add_argument("-o", "--output", type=Path, required=True, help="the new timeline to write (.otio keeps every version)")
-    r.add_argument("--media-dir", type=Path, help="where retake media goes (default: <timeline>_retakes/ beside the output)")
+    r.add_argument("--media-dir", type=Path, help="where retake media goes (default: the output_dir setting, else beside "
+                   "the timeline's earlier retakes, else <timeline>_retakes/ beside the output)")
     r.add_argument("--per-clip", action="store_true", help="a range across cuts becomes one job per clip")
     r.add_argument("--split", action="store_true", help="a window over the service's limit becomes several jobs")
     r.add_argument("--force", action="store_true", help="replace the output file if it exists")
@@ -126,7 +127,8 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         timeline=a.timeline, output=a.output, prompt=a.prompt, mode=RetakeMode.parse(a.mode), provider=a.provider,
         model=model_for(a.provider, settings, a.model), clip=a.clip, range=tuple(a.range) if a.range else None,
         markers=a.markers, track=a.track, per_clip=a.per_clip, split=a.split, placement=a.placement,
-        media_dir=a.media_dir, overwrite=a.force, in_place=a.in_place,
+        media_dir=a.media_dir or (Path(settings.output_dir) if settings.output_dir else None),
+        overwrite=a.force, in_place=a.in_place,
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
@@ -151,9 +153,14 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         while worker.is_alive():
             worker.join(0.2)
     except KeyboardInterrupt:
-        print("Cancelling: asking the service to stop queued jobs ...", file=sys.stderr)
+        print("Cancelling: asking the service to stop the jobs (Ctrl-C again to leave at once) ...", file=sys.stderr)
         cancel.set()
-        worker.join(60)
+        try:
+            while worker.is_alive():  # let the worker cancel on the service and clean up
+                worker.join(0.2)
+        except KeyboardInterrupt:
+            print("Left without waiting: jobs already submitted may still run on the service.", file=sys.stderr)
+            return 130
     if "error" in box:
         raise box["error"]
     outcome = box.get("outcome")

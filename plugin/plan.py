@@ -177,6 +177,7 @@ def plan_retake(
         raise PlanError(f"{Path(info.path).name} has no picture; only --mode replace_audio can retake it.")
     rate = exact_rate(info.frame_rate)
     rec_rate = src.record_rate
+    rec_native = sel.record_range.start_time.rate  # the file's own float rate: times built at it meet the file's
     clip = sel.clip
     origin = _origin_frames(clip.media_reference, info, src.clip_range, rate)
     clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
@@ -213,7 +214,7 @@ def plan_retake(
         notes_split = f"split {seconds:.2f} s into {pieces} jobs"
         out = []
         for a, b in zip(bounds, bounds[1:]):
-            piece = Selection(sel.track_index, clip, _TR(_RT(a, float(rec_rate)), _RT(b - a, float(rec_rate))), sel.prompt,
+            piece = Selection(sel.track_index, clip, _TR(_RT(a, rec_native), _RT(b - a, rec_native)), sel.prompt,
                               f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
             sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate)
             for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model):
@@ -258,8 +259,8 @@ def plan_retake(
     cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate)
     notes.extend(cut_notes)
 
-    record = _TR(_RT(ra, float(rec_rate)), _RT(rb - ra, float(rec_rate)))
-    clip_rate = exact_rate(src.clip_range.start_time.rate)
+    record = _TR(_RT(ra, rec_native), _RT(rb - ra, rec_native))
+    clip_rate = src.clip_range.start_time.rate  # as the file writes it, so the pieces meet the clip's own times
     src_start = src.clip_range.start_time + _frames_as_time(Fraction(ra - clip_rec_start) * src.scalar, rec_rate, clip_rate)
     source_range = _TR(src_start, _frames_as_time(Fraction(rb - ra), rec_rate, clip_rate))
     version_range = _TR(_frames_as_time(Fraction(wa) + origin, rate, clip_rate), _frames_as_time(Fraction(w), rate, clip_rate))
@@ -310,9 +311,9 @@ def _rec_to_media(frames_at_rec: Fraction, rec_rate: Fraction, media_rate: Fract
     return Fraction(frames_at_rec) * media_rate / rec_rate
 
 
-def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: Fraction) -> otio.opentime.RationalTime:
-    """A frame count at `from_rate` as a RationalTime at `to_rate` (pull-down rates count one for one)."""
-    return _RT(float(_rec_to_media(frames, from_rate, to_rate)), float(to_rate))
+def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> otio.opentime.RationalTime:
+    """A frame count at `from_rate` as a RationalTime at the file's `to_rate` (pull-down rates count one for one)."""
+    return _RT(float(_rec_to_media(frames, from_rate, exact_rate(to_rate))), to_rate)
 
 
 def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction) -> tuple[CutSpec, int, list[str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import re
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +12,9 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from .errors import CancelledError, InputError, RetakeError, SelectionError, redact
+from .errors import CancelledError, InputError, MediaError, RetakeError, SelectionError, redact
 from .limits import limits_for
+from .paths import safe_stem, same_file
 from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .ports import ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, TimelineStore
@@ -22,7 +22,7 @@ from .progress import EventLog, JobEvent, Progress, Step
 from .selection import Selection, select_clip, select_markers, select_range, track_label
 from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version
 
-__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "safe_stem"]
+__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run"]
 
 
 @dataclass
@@ -94,15 +94,6 @@ class Outcome:
         return max((j.error_exit for j in self.failed), default=1) or 1
 
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_stem(name: str) -> str:
-    """A clip name as a file name: no separators, no traversal, never empty."""
-    stem = _SAFE.sub("_", name).strip("._") or "clip"
-    return stem[:120]
-
-
 def _selections(timeline: otio.schema.Timeline, order: RetakeOrder) -> list[Selection]:
     chosen = [x for x in (order.clip is not None, order.range is not None, order.markers) if x]
     if len(chosen) != 1:
@@ -120,10 +111,16 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
     timeline = wiring.store.read(order.timeline)
     if order.placement not in ("splice", "above"):
         raise InputError(f"Unknown placement {order.placement!r}; use splice or above.")
-    if order.output.absolute() == order.timeline.absolute() and not order.in_place:
+    same = same_file(order.output, order.timeline)
+    if same and not order.in_place:
         raise InputError(f"The output {order.output.name} is the input timeline; give another -o path (the original is never overwritten), or pass --in-place.")
-    if order.output.exists() and not (order.overwrite or (order.in_place and order.output.absolute() == order.timeline.absolute())):
+    if order.output.exists() and not (order.overwrite or (order.in_place and same)):
         raise InputError(f"{order.output} already exists; choose another -o path, or pass --force to replace it.")
+    try:  # the output's format is known before anything is spent, not discovered at save
+        otio.adapters.from_filepath(str(order.output))
+    except Exception:
+        raise InputError(f"Cannot tell which timeline format to write from {order.output.name}; use .otio (keeps every "
+                         "version), .otioz, .edl, .xml or .aaf.") from None
     base_dir = order.timeline.absolute().parent
     media_dir = order.media_dir or _existing_retake_folder(timeline) or order.output.absolute().parent / f"{safe_stem(order.timeline.stem)}_retakes"
     selections = _selections(timeline, order)
@@ -207,9 +204,9 @@ class _Runner:
         """Every step up to a verified version file on disk."""
         plan, svc = job.plan, self.w.service
         folder = self.work / job.id
-        folder.mkdir(parents=True, exist_ok=True)
         submitted = None
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             self._enter(job, Step.CUTTING, f"cutting {plan.cut.total_frames} frames from {Path(plan.media.path).name}")
             job.cut_path = folder / "input.mp4"
             self.w.media.cut(plan.cut, job.cut_path)
@@ -220,7 +217,7 @@ class _Runner:
             submitted = svc.submit(RetakeRequest(url, plan.prompt, plan.start_time, plan.duration, plan.mode))
             job.request_id = submitted.request_id
             self.log(JobEvent(job.id, Step.QUEUED, f"request {submitted.request_id}"))
-            svc.follow(submitted, lambda s: self._status(job, s))
+            svc.follow(submitted, lambda s: self._status(job, s), should_stop=self.cancel.is_set)
             result = svc.result(submitted)
             self._enter(job, Step.DOWNLOADING, "downloading the result")
             job.returned_path = folder / "returned.mp4"
@@ -243,6 +240,12 @@ class _Runner:
             self._fail(job, exc, Step.CANCELLED)
         except RetakeError as exc:
             self._fail(job, exc)
+        except OSError as exc:  # disk full, permissions: a sentence, not a traceback, and the other jobs go on
+            self._fail(job, MediaError(f"{job.step.value} failed: {exc.strerror or exc} ({exc.filename or folder}). "
+                                       "Free some space or pick another --media-dir, then retake."))
+        except Exception as exc:  # a bug: keep the other jobs' results, say what happened
+            self._fail(job, RetakeError(f"{job.step.value} failed unexpectedly ({type(exc).__name__}: {exc}); "
+                                        "please report this with the command line."))
         return job
 
     def _status(self, job: Job, status: ServiceStatus) -> None:
@@ -254,8 +257,8 @@ class _Runner:
         elif status.logs:
             self.log(JobEvent(job.id, job.step, "", log=status.logs))
 
-    def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED) -> None:
-        job.error = redact(str(exc))
+    def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED, note: str = "") -> None:
+        job.error = redact(str(exc)) + (f" ({note})" if note else "")
         job.error_exit = exc.exit_code
         rid = getattr(exc, "request_id", None) or job.request_id
         if rid:
@@ -287,6 +290,17 @@ class _Runner:
         }
 
 
+def _splice_one(timeline: otio.schema.Timeline, job: Job, placement: str, log: Progress) -> None:
+    if placement == "above":
+        place_above(timeline, job.plan, job.version)
+        return
+    linked = linked_sound(timeline, job.plan) if job.plan.mode != RetakeMode.REPLACE_VIDEO else []
+    splice_version(timeline, job.plan, job.version)
+    for sound in linked:
+        splice_version(timeline, sound, job.version)
+        log(JobEvent(job.id, Step.SPLICING, f"the linked sound on {track_label(timeline, sound.track_index)} takes the retake too"))
+
+
 def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
         cancel: threading.Event | None = None) -> Outcome:
     """Prepare, generate every job (concurrently), splice the ones that succeeded, and save atomically."""
@@ -302,24 +316,33 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
     runner = _Runner(wiring, log, cancel, work)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs)))) as pool:
         list(pool.map(runner.generate, jobs))
-    ready = [j for j in jobs if j.step == Step.READY]
+    ready = sorted((j for j in jobs if j.step == Step.READY),
+                   key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds()))
+    spliced: list[Job] = []
+    for job in ready:  # never cancelled from here on: these results are paid for
+        job.step = Step.SPLICING
+        log(JobEvent(job.id, Step.SPLICING, f"{order.placement} {job.version.name}"))
+        candidate = timeline.deepcopy()  # each splice is all or nothing
+        try:
+            _splice_one(candidate, job, order.placement, log)
+        except RetakeError as exc:
+            runner._fail(job, exc, note=f"the version is kept at {job.version.path}")
+            continue
+        timeline = candidate
+        spliced.append(job)
     output = None
-    if ready:
-        for job in sorted(ready, key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds())):
-            runner._enter(job, Step.SPLICING, f"{order.placement} {job.version.name}")
-            if order.placement == "above":
-                place_above(timeline, job.plan, job.version)
-            else:
-                linked = linked_sound(timeline, job.plan) if job.plan.mode != RetakeMode.REPLACE_VIDEO else []
-                splice_version(timeline, job.plan, job.version)
-                for sound in linked:
-                    splice_version(timeline, sound, job.version)
-                    log(JobEvent(job.id, Step.SPLICING, f"the linked sound on {track_label(timeline, sound.track_index)} takes the retake too"))
-        for job in ready:
+    if spliced:
+        for job in spliced:
             log(JobEvent(job.id, Step.SAVING, f"writing {order.output.name}"))
-        output = wiring.store.write(timeline, order.output, overwrite=order.overwrite or order.in_place,
-                                    protect=() if order.in_place else (order.timeline,))
-        for job in ready:
+        try:
+            output = wiring.store.write(timeline, order.output, overwrite=order.overwrite or order.in_place,
+                                        protect=() if order.in_place else (order.timeline,))
+        except (RetakeError, OSError) as exc:
+            error = exc if isinstance(exc, RetakeError) else InputError(f"Could not write {order.output}: {exc.strerror or exc}.")
+            for job in spliced:
+                runner._fail(job, error, note=f"the version is kept at {job.version.path}; retake nothing, write the timeline again")
+            spliced = []
+        for job in spliced:
             job.step = Step.SPLICED
             log(JobEvent(job.id, Step.SPLICED, f"{job.version.name} -> {job.version.path}"))
             shutil.rmtree(work / job.id, ignore_errors=True)

@@ -20,6 +20,7 @@ __all__ = [
     "clip_at",
     "selections_in",
     "track_label",
+    "native_rate",
     "record_timecode",
 ]
 
@@ -49,6 +50,21 @@ def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:
             if item.source_range is not None:
                 return exact_rate(item.source_range.duration.rate)
     raise SelectionError(f"The timeline {timeline.name!r} has no clips with a rate; there is nothing to retake.")
+
+
+def native_rate(timeline: otio.schema.Timeline, ti: int | None = None) -> float:
+    """The rate as the file writes it (23.976, 29.97, 23.976023976 ...), for building times.
+
+    Times built at the exact rate (24000/1001) miss the file's own by a hair at every cut (23.976 is not
+    24000/1001), so `contains` and `intersects` fail on the boundaries: build at the file's rate instead.
+    """
+    tracks = [timeline.tracks[ti]] if ti is not None else list(timeline.tracks)
+    for track in tracks:
+        for item in track:
+            if item.source_range is not None:
+                return item.source_range.duration.rate
+    g = timeline.global_start_time
+    return g.rate if g is not None else float(timeline_rate(timeline))
 
 
 def _global_start_frames(timeline: otio.schema.Timeline, rate: Fraction) -> int:
@@ -158,7 +174,11 @@ def select_range(timeline: otio.schema.Timeline, start: str, end: str, track: st
     if b <= a:
         raise SelectionError(f"The range {start} - {end} is empty or backwards; the out point is exclusive and must come after the in point.")
     ti = find_track(timeline, track)
-    rng = _TR(_RT(a, float(rate)), _RT(b - a, float(rate)))
+    native = native_rate(timeline, ti)
+    if exact_rate(native) == rate:
+        rng = _TR(_RT(a, native), _RT(b - a, native))
+    else:  # a track at another rate than the timeline's (mixed-rate files): convert through seconds
+        rng = _TR(_RT(a, float(rate)).rescaled_to(native), _RT(b - a, float(rate)).rescaled_to(native))
     return selections_in(timeline, ti, rng, per_clip=per_clip)
 
 
@@ -309,14 +329,14 @@ def select_markers(timeline: otio.schema.Timeline, track: str | int | None = Non
         extra = f" ({hidden} clip markers lie outside their clips' used ranges and do not show)" if hidden else ""
         raise SelectionError(f"Track {track_label(timeline, ti)} and the timeline have no markers{extra}; add markers or use --clip / --range.")
     out = []
-    rate = timeline_rate(timeline)
+    native = native_rate(timeline, ti)
     for marker, rng in sorted(found, key=lambda mr: mr[1].start_time.value / mr[1].start_time.rate):
         prompt = (marker.comment or "").strip() or (marker.name or "").strip()
         if not prompt:
             raise SelectionError(f"The marker at {record_timecode(timeline, rng.start_time)} has no name or comment to use as the prompt.")
         if rng.duration.value <= 0:
             rng = _TR(rng.start_time, _RT(1, rng.start_time.rate))
-        rng = _TR(rng.start_time.rescaled_to(float(rate)), rng.duration.rescaled_to(float(rate)))
+        rng = _TR(rng.start_time.rescaled_to(native), rng.duration.rescaled_to(native))
         label = f"marker {marker.name or prompt[:20]!r} at {record_timecode(timeline, rng.start_time)}"
         out.extend(selections_in(timeline, ti, rng, per_clip=False, prompt=prompt, label=label))
     return out

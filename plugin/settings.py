@@ -46,8 +46,7 @@ class Settings:
     runcomfy_token: Secret | None = field(default=None, repr=False)
     file_host_url: str | None = None     # a user-supplied upload endpoint for RunComfy inputs without a fal key
     ffmpeg: str | None = None            # path to an ffmpeg binary; default: the one imageio-ffmpeg ships
-    output_dir: str | None = None        # where retake media goes; default: `<timeline>_retakes/` beside the timeline
-    work_dir: str | None = None          # where cuts and downloads are staged; default: inside the output folder
+    output_dir: str | None = None        # where retake media goes; default: `<timeline>_retakes/` beside the output
 
 
 def settings_path() -> Path:
@@ -90,6 +89,8 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     fal = env.get("FAL_KEY") or (
         f"{env['FAL_KEY_ID']}:{env['FAL_KEY_SECRET']}" if env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET") else None
     ) or values.get("fal_key")
+    for part in ("FAL_KEY_ID", "FAL_KEY_SECRET"):  # an error may echo one half of a split key
+        register_secret(env.get(part))
     runcomfy = env.get("RUNCOMFY_TOKEN") or values.get("runcomfy_token")
     values["fal_key"] = Secret(fal) if fal else None
     values["runcomfy_token"] = Secret(runcomfy) if runcomfy else None

@@ -81,11 +81,23 @@ def _version_reference(plan: Plan, version: Version) -> otio.schema.ExternalRefe
     return ref
 
 
+def _frames(t: otio.opentime.RationalTime, rate: float) -> int:
+    """Whole frames at `rate`: record times meet at frame boundaries, whatever float rate each was built at."""
+    return round(t.rescaled_to(rate).value)
+
+
+def _covers(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRange) -> bool:
+    rate = rng.start_time.rate
+    return (_frames(rng.start_time, rate) <= _frames(window.start_time, rate)
+            and _frames(rng.end_time_exclusive(), rate) >= _frames(window.end_time_exclusive(), rate)
+            and _frames(window.start_time, rate) < _frames(rng.end_time_exclusive(), rate))
+
+
 def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
     """The clip that shows the planned record range now (earlier splices may have split the original)."""
     track = timeline.tracks[plan.track_index]
     for item, rng in _clips_with_ranges(track):
-        if rng.contains(plan.record_range.start_time) and rng.end_time_exclusive() >= plan.record_range.end_time_exclusive():
+        if _covers(rng, plan.record_range):
             if original_name(item) != plan.clip_name:
                 break
             return item, rng
@@ -107,13 +119,14 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
         if track.kind != otio.schema.TrackKind.Audio or ti == plan.track_index:
             continue
         for item, rng in _clips_with_ranges(track):
-            if not (rng.contains(plan.record_range.start_time) and rng.end_time_exclusive() >= plan.record_range.end_time_exclusive()):
+            if not _covers(rng, plan.record_range):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
             if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
                 break
-            media_at_start = item.trimmed_range().start_time + (plan.record_range.start_time - rng.start_time)
-            if media_at_start.almost_equal(plan.source_range.start_time.rescaled_to(media_at_start.rate), 1e-6):
+            rate = item.trimmed_range().start_time.rate
+            media_at_start = _frames(item.trimmed_range().start_time, rate) + _frames(plan.record_range.start_time, rate) - _frames(rng.start_time, rate)
+            if media_at_start == _frames(plan.source_range.start_time, rate):
                 out.append(replace(plan, track_index=ti, clip_name=original_name(item), label=f"{plan.label} (linked sound)"))
             break
     return out
@@ -140,30 +153,31 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version)
     clip, rng = _locate(timeline, plan)
     track = timeline.tracks[plan.track_index]
     before = timeline.duration()
-    offset = plan.record_range.start_time - rng.start_time
-    length = plan.record_range.duration
     trimmed = clip.trimmed_range()
-    if offset.value == 0 and length.almost_equal(rng.duration) and clip.metadata.get(NS):
+    rate = trimmed.duration.rate
+    offset_f = _frames(plan.record_range.start_time, rate) - _frames(rng.start_time, rate)
+    length_f = _frames(plan.record_range.duration, rate)
+    length = otio.opentime.RationalTime(length_f, rate)
+    if offset_f == 0 and length_f == _frames(rng.duration, rate) and clip.metadata.get(NS):
         middle = clip  # the same window was retaken before: add a version, no split
     else:
         parent = clip.parent()
         index = list(parent).index(clip)
-        rate = trimmed.duration.rate
-        offset_c = offset.rescaled_to(rate)
-        end_c = (offset + length).rescaled_to(rate)
+        offset_c = otio.opentime.RationalTime(offset_f, rate)
+        end_c = otio.opentime.RationalTime(offset_f + length_f, rate)
         pieces = []
         if offset_c.value > 0:
             left = clip.clone()
             left.source_range = _TR(trimmed.start_time, offset_c)
             pieces.append(left)
         middle = clip.clone()
-        middle.source_range = _TR(plan.source_range.start_time, length.rescaled_to(rate))
+        middle.source_range = _TR(plan.source_range.start_time.rescaled_to(rate), length)
         pieces.append(middle)
         rest = trimmed.duration - end_c
         if rest.value > 0:
             right = clip.clone()
             scalar = float(plan.scalar)
-            right_start = plan.source_range.start_time + _RT(length.rescaled_to(rate).value * scalar, rate)
+            right_start = plan.source_range.start_time.rescaled_to(rate) + _RT(length_f * scalar, rate)
             right.source_range = _TR(right_start, rest)
             pieces.append(right)
         for piece in pieces:

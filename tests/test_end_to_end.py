@@ -285,3 +285,52 @@ def test_offline_media_is_named_before_anything_is_sent(tmp_path):
                             provider="local", model="m", clip="B"), wiring)
         assert opened.local.submits == {"fal": 0, "runcomfy": 0} and not opened.local.requests
     assert not (tmp_path / "out.otio").exists() and not (tmp_path / "moved_retakes").exists()
+
+
+def test_the_input_is_protected_through_dots_links_and_force_and_the_format_is_checked_first(tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=4)
+    link = tmp_path / "link.otio"
+    link.symlink_to(cut)
+    before = cut.read_bytes()
+    base = dict(timeline=cut, prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m", clip="B")
+    with open_service("local", Settings()) as opened:
+        wiring = Wiring(MEDIA, OtioFiles(), opened.service, opened.host)
+        for output in (tmp_path / "x" / ".." / "cut.otio", link):
+            with pytest.raises(InputError, match="is the input timeline"):
+                run(RetakeOrder(output=output, overwrite=True, **base), wiring)
+        with pytest.raises(InputError, match="Cannot tell which timeline format"):
+            run(RetakeOrder(output=tmp_path / "cut.mov", **base), wiring)
+        assert opened.local.submits == {"fal": 0, "runcomfy": 0}
+    with pytest.raises(InputError, match="Refusing to overwrite the input"):
+        write_timeline(read_timeline(cut), link, overwrite=True, protect=(cut,))
+    assert cut.read_bytes() == before
+
+
+@pytest.mark.parametrize("protocol", ["fal", "runcomfy"])
+def test_cancel_during_a_long_quiet_generation_is_seen_and_cancels_on_the_service(tmp_path, protocol):
+    import threading
+    import time
+
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=4)
+    cancel = threading.Event()
+    log = EventLog()
+    generating = threading.Event()
+    log.subscribe(lambda e: generating.set() if e.step == Step.GENERATING else None)
+    with open_service("local", Settings(), local_protocol=protocol,
+                      local_config=LocalServiceConfig(queue_delay=0.0, processing_delay=60.0)) as opened:
+        wiring = Wiring(MEDIA, OtioFiles(), opened.service, opened.host)
+        box = {}
+        worker = threading.Thread(target=lambda: box.setdefault("outcome", run(RetakeOrder(
+            timeline=cut, output=tmp_path / "out.otio", prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local",
+            model="m", clip="B"), wiring, log, cancel)))
+        worker.start()
+        assert generating.wait(30), "the job never started generating"
+        asked = time.monotonic()
+        cancel.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert time.monotonic() - asked < 12  # within one poll interval, though nothing changed on the service
+        (job,) = box["outcome"].jobs
+        assert job.step == Step.CANCELLED and job.request_id
+        assert opened.local.requests_to("cancel", protocol)
+    assert not (tmp_path / "out.otio").exists()

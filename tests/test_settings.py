@@ -25,6 +25,7 @@ def test_keys_come_from_the_environment_and_never_show(tmp_path):
     shown = repr(s) + str(s.fal_key) + f"{s.runcomfy_token}"
     assert "sec-abcdef" not in shown and "tok-998877" not in shown
     assert redact("server said: bad key tok-998877") == "server said: bad key ***"
+    assert redact("unknown key secret sec-abcdef") == "unknown key secret ***"  # one half of a split key
     assert isinstance(s.fal_key, Secret)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
@@ -205,3 +206,32 @@ def test_sound_that_is_not_linked_is_left_alone(sound):
     tl = three_clips()
     with_sound(tl, [otio.schema.Gap(source_range=TR(RT(0, 24), RT(96, 24))), sound])
     assert linked_sound(tl, plan_for(tl, "01:00:06:00", "01:00:09:00")) == []
+
+
+@pytest.mark.parametrize("rate", [23.976, 29.97, 23.976023976, 59.9400599401, 23.976024627685547])
+def test_literal_float_rates_as_files_store_them_select_plan_and_splice(rate):
+    """EDL/XML exports, Hiero and raven store 23.976 or 29.97 literally, not 24000/1001."""
+    def c(name, start, dur):
+        return clip(name, "/m/a.mov", start, dur, rate=rate)
+
+    tl = timeline(c("a", 86400, 100), c("b", 86400 + 300, 300), c("c", 86400, 100), rate=rate)
+    with_sound(tl, [c("a", 86400, 100), c("b", 86400 + 300, 300), c("c", 86400, 100)])
+    exact = Fraction(rate).limit_denominator(1001) if abs(rate - round(rate)) > 0.01 else Fraction(round(rate))
+    media = info(rate=exact, frames=5000)
+    (sel,) = select_range(tl, "100", "230")  # starts exactly on the a|b cut; 130 frames is over 2 s at any of these
+    assert sel.clip.name == "b"
+    p = plan_retake(tl, source_clip(tl, sel, None), media, limits_for("local"), prompt="x",
+                    mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO, provider="local", model="m")[0]
+    assert p.window_start_frame == 300 and p.window_frames == 130
+    (sound,) = linked_sound(tl, p)
+    v = version(p, 1)
+    splice_version(tl, p, v)
+    splice_version(tl, sound, v)
+    assert [it.name for it in tl.tracks[0]] == ["a", "b_retake_v001", "b", "c"]
+    assert [it.name for it in tl.tracks[1]] == ["a", "b_retake_v001", "b", "c"]
+    again = plan_retake(tl, source_clip(tl, select_range(tl, "100", "230")[0], None), media, limits_for("local"),
+                        prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")[0]
+    splice_version(tl, again, version(again, 2))  # the same window again: a second version, no split
+    assert len(tl.tracks[0]) == 4 and tl.tracks[0][1].active_media_reference_key == "retake_v002"
+    sel_b = select_clip(tl, "b")
+    assert round(sel_b.record_range.start_time.value) == 230
