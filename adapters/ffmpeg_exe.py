@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from ..errors import MediaError
 
-__all__ = ["ffmpeg_path", "run_ffmpeg"]
+__all__ = ["ffmpeg_path", "run_ffmpeg", "own_process_group"]
 
 
 @lru_cache(maxsize=8)
@@ -32,10 +32,22 @@ def ffmpeg_path(explicit: str | None = None) -> str:
     return _resolve(explicit)
 
 
+def own_process_group() -> dict:
+    """subprocess keywords that start a child outside the terminal's process group.
+
+    A Ctrl-C reaches every process of the terminal's foreground group. ltx-retake turns it into a clean
+    cancellation; an ffmpeg in the same group would die of it mid-cut, and the cancel would surface as a
+    MediaError instead. So ffmpeg runs in its own session (POSIX) or process group (Windows).
+    """
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
 def run_ffmpeg(args: list[str], *, ffmpeg: str | None = None, what: str = "ffmpeg", input: bytes | None = None) -> None:
     """Run ffmpeg with `args` (no binary name); on failure raise MediaError with the tail of its log."""
     cmd = [ffmpeg_path(ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, input=input, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **own_process_group())
     if proc.returncode != 0:
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-6:]
         raise MediaError(f"{what} failed (ffmpeg exit {proc.returncode}): " + " | ".join(tail))

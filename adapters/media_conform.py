@@ -42,6 +42,11 @@ def _stampable(timecode: str, rate: Fraction) -> str:
     return format_timecode(frame, rate, drop)
 
 
+def _snap_8k1(frames: int) -> int:
+    """The largest count of the form 8k+1 not above `frames` (what the model keeps of a longer input)."""
+    return frames if frames < 1 else (frames - 1) // 8 * 8 + 1
+
+
 def _check_returned(returned: Path, spec: ConformSpec) -> MediaInfo:
     try:
         info = probe_media(returned)
@@ -51,6 +56,17 @@ def _check_returned(returned: Path, spec: ConformSpec) -> MediaInfo:
     if decoded < info.frame_count:
         raise MediaError(f"The retake the service returned ({returned}) lists {info.frame_count} frames but only "
                          f"{decoded} decode: the download is incomplete or damaged; download the result again.")
+    sent = spec.cut.total_frames
+    kept = _snap_8k1(sent)
+    if decoded not in (sent, kept):
+        # Frames are taken by index, so a return with another count (resampled to another rate, frames dropped
+        # or added) would put the window on the wrong frames and still look fine. Only the whole cut, or the cut
+        # snapped down to 8k+1 frames (the model drops the trailing rest), maps frame for frame.
+        usable = f"{sent}" if kept == sent else f"{sent}, or {kept} after the model's snap to 8k+1"
+        raise MediaError(f"The service returned {decoded} frames for an input of {sent} frames (a usable return "
+                         f"has {usable}); the window cannot be located frame-accurately, so the result was not "
+                         "used. The service resampled or trimmed the clip: retake again, and if it keeps happening "
+                         "use another provider or model.")
     needed = spec.window_offset + spec.window_frames
     if decoded < needed:
         raise MediaError(f"The service returned {decoded} frames, but the window needs frames up to {needed} "

@@ -26,7 +26,7 @@ import ffmpeg
 import numpy as np
 
 from ..errors import MediaError
-from .ffmpeg_exe import ffmpeg_path, run_ffmpeg
+from .ffmpeg_exe import ffmpeg_path, own_process_group, run_ffmpeg
 from .media_sheet import draw_text, text_width
 
 __all__ = [
@@ -258,7 +258,8 @@ def write_indexed_clip(path: str | Path, *, frames: int, rate: Fraction, size: t
 
 def _pipe_frames(cmd: list[str], frames: int, width: int, height: int, first_index: int) -> None:
     bg = _background(width, height)
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            **own_process_group())
     try:
         for i in range(frames):
             proc.stdin.write(render_frame(first_index + i, width, height, bg).tobytes())

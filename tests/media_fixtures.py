@@ -78,24 +78,29 @@ def tone_bursts(count: int, fps: Fraction, audio_rate: int, marks: dict[int, flo
 def simulate_return(cut: Path, dest: Path, *, window_offset: int, window_frames: int, fps: Fraction | None = None,
                     snap_8k1: bool = False, keep_frames: int | None = None, audio_rate: int = 24000,
                     size: tuple[int, int] = (1920, 1080), tint: bool = True, mark_every: int = 6,
-                    audio: bool = True, faststart: bool = True) -> Path:
+                    audio: bool = True, faststart: bool = True, resample: bool = False) -> Path:
     """What a retake service sends back for `cut`: the whole clip re-rendered, with real ffmpeg.
 
     The picture is scaled to `size`, written at `fps` frame by frame (so int(fps) relabels, as LTX does),
     optionally cut down to 8k+1 frames (or `keep_frames`), and the window is tinted red with a green border
     (like the local service's preview). The sound is new: bursts every `mark_every` frames from the window's
     start, SERVICE_MARK_HZ inside the window and OUTSIDE_MARK_HZ elsewhere, at `audio_rate`.
+    With `resample` the picture is converted to `fps` by time instead (ffmpeg's fps filter drops or repeats
+    frames), as a service that changes the frame rate does: the count changes and indices drift.
     """
     info = probe_media(cut)
     fps = Fraction(fps or info.frame_rate)
     count = info.frame_count
+    if resample:
+        count = int(count * fps / Fraction(info.frame_rate))
     if snap_8k1:
         count = (count - 1) // 8 * 8 + 1
     if keep_frames is not None:
         count = keep_frames
     w, h = size
     tb = 1 / fps
-    chain = f"[0:v]trim=end_frame={count},settb={tb.numerator}/{tb.denominator},setpts=N,scale={w}:{h}"
+    convert = f"fps={fps.numerator}/{fps.denominator}," if resample else ""
+    chain = f"[0:v]{convert}trim=end_frame={count},settb={tb.numerator}/{tb.denominator},setpts=N,scale={w}:{h}"
     if tint:
         last = window_offset + window_frames - 1
         on = f"enable='between(n,{window_offset},{last})'"

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import socket
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from ltx_retake.adapters.fal import FalClient
 from ltx_retake.adapters.hosting import LoopbackUpload
-from ltx_retake.adapters.local_service import PREVIEW_NOTE, tone_frequency, window_frames
-from ltx_retake.adapters.local_service.engine import snap_count
+from ltx_retake.adapters.local_service import (PREVIEW_NOTE, LocalService, LocalServiceConfig, serve, tone_frequency,
+                                               window_frames)
+from ltx_retake.adapters.local_service.engine import render_preview, snap_count
+from ltx_retake.errors import InputError, MediaError, ServiceError
 from ltx_retake.ports import RetakeMode, RetakeRequest
 from service_fixtures import (  # noqa: F401 - fixtures
     RecordingSleep,
@@ -24,6 +31,7 @@ from service_fixtures import (  # noqa: F401 - fixtures
     probe,
     read_bar_indices,
     running_service,
+    tiny_clip,
     tone_seconds,
     window_marked,
 )
@@ -222,3 +230,153 @@ def test_stop_frees_the_port_and_the_temp_storage(http):
     assert not root.exists()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=1.0)
+
+
+# ---------------------------------------------------------------- fal multipart storage
+
+def test_hashing_and_joining_parts_does_not_stall_other_clients(http, tmp_path):
+    """A part's MD5 and the join at `complete` run off the event loop; the parts are removed afterwards."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_md5(path: Path) -> str:                  # a digest that takes as long as the test wants
+        entered.set()
+        release.wait(10)
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    def meanwhile(call):
+        """Run `call` in a thread; while it is inside the digest, another client asks for /health."""
+        box: dict = {}
+        worker = threading.Thread(target=lambda: box.setdefault("answer", call()))
+        entered.clear()
+        release.clear()
+        worker.start()
+        try:
+            assert entered.wait(10), "the digest was never asked for"
+            began = time.monotonic()
+            health = httpx.get(f"{base}/health", timeout=2.0)
+            waited = time.monotonic() - began
+        finally:
+            release.set()
+            worker.join(15)
+        assert health.status_code == 200 and waited < 1.0, f"/health waited {waited:.2f} s"
+        return box["answer"]
+
+    data = [os.urandom(1 << 20), os.urandom(1000)]
+    with running_service(part_digest=slow_md5) as service:
+        base = service.base_url
+        token = http.post(f"{base}/storage/auth/token?storage_type=fal-cdn-v3").json()["token"]
+        auth = {"Authorization": f"Bearer {token}", "X-Fal-File-Name": "big.mp4"}
+        started = http.post(f"{base}/cdn/files/upload/multipart", headers=auth).json()
+        upload = started["uploadId"]
+        parts_url = f"{started['access_url']}/multipart/{upload}"
+        etags = [meanwhile(lambda n=n, chunk=chunk: http.put(f"{parts_url}/{n}", content=chunk, headers=auth))
+                 for n, chunk in enumerate(data, 1)]
+        assert [r.headers["etag"] for r in etags] == [f'"{hashlib.md5(c).hexdigest()}"' for c in data]
+        parts = [{"partNumber": n, "etag": r.headers["etag"]} for n, r in enumerate(etags, 1)]
+        done = meanwhile(lambda: http.post(f"{parts_url}/complete", json={"parts": parts}, headers=auth))
+        assert done.status_code == 200 and done.json()["access_url"] == started["access_url"]
+        assert http.get(started["access_url"]).content == b"".join(data)
+        assert not (service.storage_dir / "parts" / upload).exists()
+        assert upload not in service.state.multipart
+        again = http.post(f"{parts_url}/complete", json={"parts": parts}, headers=auth)
+    assert again.status_code == 404
+
+
+# ---------------------------------------------------------------- bounds, exposure, start-up, clean-up
+
+def test_the_request_log_and_finished_jobs_are_bounded(http):
+    body = {"video_url": "http://example.invalid/x.mp4", "prompt": "[fail] at once", "duration": 2.0}
+    with running_service(request_log_limit=5, finished_job_ttl=0.0) as service:
+        for n in range(8):
+            http.get(f"{service.base_url}/files/none/{n}.mp4")
+        assert [r["path"] for r in service.requests] == [f"/files/none/{n}.mp4" for n in range(3, 8)]
+        first = http.post(f"{service.base_url}/{MODEL}", json=body).json()
+        deadline = time.monotonic() + 10
+        while http.get(first["status_url"]).json()["status"] != "COMPLETED" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = http.post(f"{service.base_url}/{MODEL}", json=body).json()
+        assert list(service.jobs) == [second["request_id"]]          # the finished one was let go
+        assert http.get(first["status_url"]).status_code == 404
+        assert len(service.requests) == 5
+    default = LocalServiceConfig()
+    assert (default.request_log_limit, default.finished_job_ttl) == (10_000, 3600.0)
+
+
+def _serve_in_a_thread(host: str, port: int, config: LocalServiceConfig) -> BaseException | None:
+    """What `serve` raised within 5 s (a daemon thread, so a serve that wrongly runs does not hang the tests)."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            serve(host, port, config)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), f"serve({host!r}) is serving"
+    return box.get("error")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", ""])
+def test_serve_refuses_an_open_address_without_a_key(host, tmp_path):
+    error = _serve_in_a_thread(host, 0, LocalServiceConfig(storage_dir=tmp_path / "store"))
+    assert isinstance(error, InputError), repr(error)
+    assert "Bind 127.0.0.1" in str(error) and "set a key" in str(error)
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(InputError, match="without a key"):
+        LocalService(host=host or "0.0.0.0").start()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows lets SO_REUSEADDR share a port")
+def test_serve_on_a_busy_port_is_a_service_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        error = _serve_in_a_thread("127.0.0.1", port, LocalServiceConfig(storage_dir=tmp_path / "store"))
+    assert isinstance(error, ServiceError), repr(error)
+    assert f"cannot listen on 127.0.0.1:{port}" in str(error) and "choose another port" in str(error)
+
+
+class _CrashingServer(uvicorn.Server):
+    """A uvicorn server that fails as it starts (the port was taken in between, say)."""
+
+    def run(self, sockets=None) -> None:
+        raise OSError(98, "Address already in use")
+
+
+class _StuckServer(uvicorn.Server):
+    """A uvicorn server that never reports it started, until told to exit."""
+
+    def run(self, sockets=None) -> None:
+        while not self.should_exit:
+            time.sleep(0.01)
+
+
+@pytest.mark.parametrize("server, why", [(_CrashingServer, r"it failed: OSError: \[Errno 98\] Address already in use"),
+                                         (_StuckServer, r"it did not answer within 0\.2 s")], ids=["crash", "stuck"])
+def test_a_local_service_that_cannot_start_is_a_service_error_and_cleans_up(server, why):
+    def ours() -> list[str]:
+        return sorted(t.name for t in threading.enumerate() if t.name.startswith("ltx-retake-local"))
+
+    before = ours()
+    service = LocalService(start_timeout=0.2, server_factory=server)
+    with pytest.raises(ServiceError, match=rf"could not start on 127\.0\.0\.1:\d+ \({why}\)\. Try again"):
+        service.start()
+    assert ours() == before, "the server thread and the job worker were stopped"
+    assert not service.state.root.exists(), "its temporary storage was removed"
+
+
+def test_a_local_service_on_an_address_it_cannot_have_is_a_service_error():
+    with pytest.raises(ServiceError, match="cannot listen on 192.0.2.1:0"):     # TEST-NET-1: no machine has it
+        LocalService(LocalServiceConfig(require_key="k"), host="192.0.2.1").start()
+
+
+def test_a_failed_render_leaves_no_temporary_file(tiny_clip, tmp_path):
+    out = tmp_path / "results" / "retake.mp4"
+    with pytest.raises(MediaError, match="The local preview render failed"):
+        render_preview(tiny_clip, out, prompt="x", start_time=0.0, duration=0.5, mode="replace_video",
+                       preset="no-such-preset")
+    assert list(out.parent.iterdir()) == []

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -341,6 +346,38 @@ def test_conform_refuses_a_return_too_short_for_the_window(ntsc_job, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_conform_refuses_a_return_resampled_to_another_rate(clip_factory, tmp_path):
+    """241 frames at 25 fps come back as 231 at 24 fps: taken by index, the window would drift by frames."""
+    src = clip_factory("pal241.mp4", frames=241, rate=Fraction(25), audio_rate=48000)
+    source = TOOL.probe(src)
+    cut = CutSpec(str(src), 0, 241, Fraction(25))
+    TOOL.cut(cut, tmp_path / "cut.mp4")
+    ret = simulate_return(tmp_path / "cut.mp4", tmp_path / "ret.mp4", window_offset=100, window_frames=60,
+                          fps=Fraction(24), resample=True, size=(640, 360))
+    assert decode_count(ret) == 231                # long enough for the window: only the count gives it away
+    out = tmp_path / "out" / "v.mp4"
+    with pytest.raises(MediaError, match=r"returned 231 frames for an input of 241 frames \(a usable return has "
+                                         r"241\); the window cannot be located frame-accurately, so the result "
+                                         r"was not used\. .*retake again"):
+        TOOL.conform(ret, _spec(source, cut, "replace_video", 100, 60), out)
+    assert not out.exists() and (not out.parent.exists() or list(out.parent.iterdir()) == [])
+
+
+def test_conform_accepts_only_the_whole_cut_or_its_8k1_snap(ntsc_job, tmp_path):
+    """The 104-frame cut may come back with 104 or 97 frames (both tested above), never with, say, 100."""
+    source, cut, _, root = ntsc_job
+    ret = simulate_return(root / "cut.mp4", tmp_path / "ret100.mp4", window_offset=24, window_frames=60,
+                          fps=Fraction(29), keep_frames=100, size=(640, 360))
+    with pytest.raises(MediaError, match=r"returned 100 frames for an input of 104 frames \(a usable return has "
+                                         r"104, or 97 after the model's snap to 8k\+1\)"):
+        TOOL.conform(ret, _spec(source, cut, "replace_audio_and_video"), tmp_path / "v.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ret100.mp4", "ret100.wav"]
+    whole = simulate_return(root / "cut.mp4", tmp_path / "ret104.mp4", window_offset=24, window_frames=60,
+                            size=(640, 360))
+    TOOL.conform(whole, _spec(source, cut, "replace_video"), tmp_path / "v.mp4")
+    assert indices(tmp_path / "v.mp4") == list(range(54, 114))
+
+
 @pytest.mark.parametrize("faststart", [True, False], ids=["index-first", "index-last"])
 def test_conform_refuses_a_truncated_return_and_writes_nothing(faststart, ntsc_job, tmp_path):
     source, cut, _, root = ntsc_job
@@ -406,3 +443,73 @@ def test_contact_sheet_writes_a_labelled_png(clip_factory, tmp_path):
         frame = next(container.decode(video=0))
     assert frame.height == 6 + 2 * (90 + 14 + 12) and frame.width > 2 * 160
     assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- Ctrl-C in the terminal
+
+_CTRL_C_CHILD = """
+import signal, sys
+from fractions import Fraction
+from pathlib import Path
+from ltx_retake.adapters.ffmpeg_exe import ffmpeg_path, run_ffmpeg
+from ltx_retake.adapters.testcard import write_indexed_clip
+from ltx_retake.errors import MediaError
+
+heard = []
+signal.signal(signal.SIGINT, lambda *_: heard.append(1))      # like the CLI: Ctrl-C asks for a clean cancel
+which, dest = sys.argv[1], Path(sys.argv[2])
+ffmpeg_path()                                                   # imageio-ffmpeg checks its binary by running it
+print("ready", flush=True)
+try:
+    if which == "run_ffmpeg":                                   # -re: reads its 1.5 s input in real time
+        run_ffmpeg(["-re", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1.5", "-c:v", "mpeg4",
+                    str(dest)], what="The long job")
+    else:                                                       # frames piped to ffmpeg's stdin
+        write_indexed_clip(dest, frames=1000, rate=Fraction(24), audio=False)
+except MediaError as exc:
+    print("MediaError:", exc)
+    sys.exit(3)
+print("finished", len(heard))
+"""
+
+
+def _ffmpeg_child(parent: int, timeout: float) -> int:
+    """The pid of the ffmpeg `parent` started (once it runs ffmpeg itself, not the forked Python)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            comm, rest = stat[stat.index("(") + 1: stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            if int(rest[1]) == parent and "ffmpeg" in comm:
+                return int(entry.name)
+        time.sleep(0.005)
+    raise AssertionError("ffmpeg never started")
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg") or not Path("/proc/self/stat").exists(),
+                    reason="needs POSIX process groups and /proc")
+@pytest.mark.parametrize("which", ["run_ffmpeg", "testcard"])
+def test_ctrl_c_in_the_terminal_does_not_kill_ffmpeg(which, tmp_path):
+    """Ctrl-C is SIGINT to the terminal's whole foreground group; ffmpeg must not be in it, or a cancel mid-cut
+    turns into a MediaError (exit 3) instead of a clean cancellation."""
+    script = tmp_path / "child.py"
+    script.write_text(_CTRL_C_CHILD)
+    # The child leads its own process group, as a shell's foreground job does.
+    proc = subprocess.Popen([sys.executable, str(script), which, str(tmp_path / "out.mp4")], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        _ffmpeg_child(proc.pid, timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)                     # what the terminal does on Ctrl-C
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out.split()) == (0, ["finished", "1"]), out + err    # heard by us, not by ffmpeg
+    assert decode_count(tmp_path / "out.mp4") == (1000 if which == "testcard" else 38)

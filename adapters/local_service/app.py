@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 import uuid
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -314,7 +316,8 @@ class _Service:
             part = parts_dir / match["part"]
             if not await self._receive_to(request, part):
                 return _fal_error(413, "The part is too large.")
-            etag = '"' + _md5(part) + '"'
+            # Hashing a 10 MiB part takes a while: off the event loop, so status and stream clients keep going.
+            etag = '"' + await run_in_threadpool(self._digest, part) + '"'
             return Response(status_code=200, headers={"ETag": etag})
         if method != "POST":
             return _fal_error(405, "Use POST to complete.")
@@ -327,22 +330,39 @@ class _Service:
         if [n for n, _ in order] != list(range(1, len(order) + 1)):
             return _fal_error(422, [{"loc": ["body", "parts"], "msg": "Parts must be numbered 1..n.",
                                      "type": "value_error"}])
-        for number, etag in order:
-            part = parts_dir / str(number)
-            if not part.is_file() or etag.strip('"') != _md5(part):
-                return _fal_error(422, [{"loc": ["body", "parts", number], "msg": "Part missing or ETag mismatch.",
-                                         "type": "value_error"}])
         file_id, name = known
         dest = self.state.root / "cdn" / file_id / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{name}.joining")
-        with open(tmp, "wb") as out:
-            for number, _ in order:
-                with open(parts_dir / str(number), "rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        out.write(chunk)
-        os.replace(tmp, dest)
+        bad = await run_in_threadpool(self._join_parts, parts_dir, order, dest)
+        if bad is not None:
+            return _fal_error(422, [{"loc": ["body", "parts", bad], "msg": "Part missing or ETag mismatch.",
+                                     "type": "value_error"}])
+        with self.state.lock:
+            self.state.multipart.pop(match["upload"], None)
         return JSONResponse({"access_url": f"{self.base(request)}/cdn/files/{file_id}/{quote(name)}"})
+
+    def _digest(self, part: Path) -> str:
+        return (self.config.part_digest or _md5)(part)
+
+    def _join_parts(self, parts_dir: Path, order: list[tuple[int, str]], dest: Path) -> int | None:
+        """Check every part's ETag, join the parts into `dest` and remove them (in a worker thread: it reads and
+        writes the whole file). Returns the number of a missing or mismatched part, or None when joined."""
+        for number, etag in order:
+            part = parts_dir / str(number)
+            if not part.is_file() or etag.strip('"') != self._digest(part):
+                return number
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.joining")
+        try:
+            with open(tmp, "wb") as out:
+                for number, _ in order:
+                    with open(parts_dir / str(number), "rb") as src:
+                        while chunk := src.read(_CHUNK):
+                            out.write(chunk)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        return None
 
     # -- plain uploads ------------------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 __all__ = ["LocalServiceConfig", "Fault", "ROUTES", "FAULT_KINDS"]
 
@@ -68,3 +69,8 @@ class LocalServiceConfig:
     crf: int = 30                          # the lossy re-encode outside the window
     preset: str = "ultrafast"
     fetch_timeout: float = 60.0            # for video_url that is not one of the service's own files
+    # memory bounds for a long-running `serve`
+    request_log_limit: int = 10_000        # the request log keeps the latest this many requests
+    finished_job_ttl: float = 3600.0       # seconds a finished job is remembered; then its id answers "not found"
+    # a seam for tests: how a multipart part's ETag is computed (default: its MD5, like the hosted storage)
+    part_digest: Callable[[Path], str] | None = field(default=None, repr=False, compare=False)

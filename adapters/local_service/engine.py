@@ -196,14 +196,17 @@ def render_preview(
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.rendering{dest.suffix}")
-    run_ffmpeg([
-        "-i", str(source), "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
-        "-fps_mode", "passthrough", "-enc_time_base", rate_text(1 / out_rate),
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "128k", "-ar", str(audio_rate), "-ac", "2",
-        "-metadata", f"comment={PREVIEW_NOTE}", "-movflags", "+faststart", "-f", "mp4", str(tmp),
-    ], ffmpeg=ffmpeg, what="The local preview render")
-    tmp.replace(dest)
+    try:
+        run_ffmpeg([
+            "-i", str(source), "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
+            "-fps_mode", "passthrough", "-enc_time_base", rate_text(1 / out_rate),
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "128k", "-ar", str(audio_rate), "-ac", "2",
+            "-metadata", f"comment={PREVIEW_NOTE}", "-movflags", "+faststart", "-f", "mp4", str(tmp),
+        ], ffmpeg=ffmpeg, what="The local preview render")
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)           # a failed render leaves no half-written file behind
     with av.open(str(dest)) as container:
         written = container.streams.video[0].frames
     return PreviewResult(path=dest, width=width, height=height, frame_rate=out_rate, frame_count=written,

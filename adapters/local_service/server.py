@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shutil
 import socket
@@ -9,9 +10,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 
+from ...errors import InputError, ServiceError
 from .app import build_app
 from .config import Fault, LocalServiceConfig
 from .state import ServiceState
@@ -27,6 +30,42 @@ def _uvicorn_config(app, host: str, port: int, *, quiet: bool) -> uvicorn.Config
                           timeout_graceful_shutdown=1, timeout_keep_alive=5)
 
 
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_open_exposure(host: str, config: LocalServiceConfig) -> None:
+    """An address other machines can reach needs a key: the service stores uploads and fetches any URL it is given."""
+    if not _is_loopback(host) and not config.require_key:
+        where = host or "every network interface"
+        raise InputError(f"The local retake service will not listen on {where} without a key: anyone on the "
+                         "network could upload files to it and make this machine fetch any URL. Bind 127.0.0.1 "
+                         "(the default) to keep it on this machine, or set a key (require_key) that every client "
+                         "must send.")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port); ServiceError with the reason when the address cannot be had."""
+    sock = None
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        return sock
+    except OSError as exc:
+        if sock is not None:
+            sock.close()
+        reason = exc.strerror or str(exc)
+        raise ServiceError(f"The local retake service cannot listen on {host}:{port} ({reason}): choose another "
+                           "port or address, or stop the program that holds it.") from None
+
+
 class LocalService:
     """The embedded retake service over real HTTP on 127.0.0.1. Use `with LocalService(cfg) as svc:`.
 
@@ -35,40 +74,58 @@ class LocalService:
     log), `jobs`, `add_fault()`.
     """
 
-    def __init__(self, config: LocalServiceConfig | None = None, *, host: str = "127.0.0.1"):
+    def __init__(self, config: LocalServiceConfig | None = None, *, host: str = "127.0.0.1",
+                 start_timeout: float = 10.0,
+                 server_factory: Callable[[uvicorn.Config], uvicorn.Server] = uvicorn.Server):
         self.config = config or LocalServiceConfig()
         self.host = host
+        self.start_timeout = start_timeout
+        self._server_factory = server_factory          # a seam: tests hand in a server that cannot start
         self.base_url = ""
         self._owned_dir: Path | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._crash: BaseException | None = None
         self.state: ServiceState | None = None
 
     def start(self) -> str:
-        """Start serving; returns the base URL (`http://127.0.0.1:<free port>`)."""
+        """Start serving; returns the base URL (`http://127.0.0.1:<free port>`). ServiceError if it cannot."""
         if self._thread is not None:
             return self.base_url
+        _refuse_open_exposure(self.host, self.config)
+        sock = _listen(self.host, 0)
+        port = sock.getsockname()[1]
         root = self.config.storage_dir
         if root is None:
             self._owned_dir = Path(tempfile.mkdtemp(prefix="ltx-retake-local-"))
             root = self._owned_dir
         self.state = ServiceState(self.config, Path(root))
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        port = sock.getsockname()[1]
         self.base_url = self.config.public_url.rstrip("/") if self.config.public_url else f"http://{self.host}:{port}"
-        self._server = uvicorn.Server(_uvicorn_config(build_app(self.state), self.host, port, quiet=True))
+        self._server = self._server_factory(_uvicorn_config(build_app(self.state), self.host, port, quiet=True))
         self.state.start(self.base_url)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+        self._crash = None
+        self._thread = threading.Thread(target=self._serve, args=(self._server, sock),
                                         name="ltx-retake-local-service", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.start_timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("The local retake service did not start.")
+                crash = self._crash
+                self.stop()
+                sock.close()
+                why = (f"it failed: {type(crash).__name__}: {crash}" if crash is not None
+                       else f"it did not answer within {self.start_timeout:g} s")
+                raise ServiceError(f"The local retake service could not start on {self.host}:{port} ({why}). "
+                                   "Try again; if it keeps failing, check that this machine allows programs to "
+                                   "listen on that address.")
             time.sleep(0.005)
         return self.base_url
+
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # noqa: BLE001 - reported by start()
+            self._crash = exc
 
     def stop(self) -> None:
         """Stop serving, stop the worker, remove the temp storage folder (if it made one)."""
@@ -130,8 +187,15 @@ class LocalService:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, config: LocalServiceConfig | None = None) -> None:
-    """Serve in the foreground until interrupted (for `ltx-retake serve`)."""
+    """Serve in the foreground until interrupted (for `ltx-retake serve`).
+
+    InputError on an address other machines can reach without `config.require_key`; ServiceError when the
+    address cannot be bound (port in use, no such address).
+    """
     config = config or LocalServiceConfig()
+    _refuse_open_exposure(host, config)
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]
     owned = None
     root = config.storage_dir
     if root is None:
@@ -142,8 +206,9 @@ def serve(host: str = "127.0.0.1", port: int = 8765, config: LocalServiceConfig 
     state.start(config.public_url or f"http://{shown}:{port}")
     log.info("ltx-retake local service on http://%s:%d (storage: %s)", host, port, root)
     try:
-        uvicorn.Server(_uvicorn_config(build_app(state), host, port, quiet=False)).run()
+        uvicorn.Server(_uvicorn_config(build_app(state), host, port, quiet=False)).run(sockets=[sock])
     finally:
+        sock.close()
         state.stop()
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,7 +80,7 @@ class ServiceState:
         self.multipart: dict[str, tuple[str, str]] = {}          # uploadId -> (file id, name)
         self.submits: Counter[str] = Counter()                   # every submit that arrived, per protocol
         self.jobs_created: Counter[str] = Counter()
-        self.requests: list[dict] = []
+        self.requests: deque[dict] = deque(maxlen=max(1, config.request_log_limit))   # the latest requests
         self.base_url = ""
         self.own_netlocs: set[str] = set()
         self._work: queue.Queue[str | None] = queue.Queue()
@@ -136,11 +136,24 @@ class ServiceState:
         job = Job(request_id=str(uuid.uuid4()), protocol=protocol, model=model, inputs=inputs, base_url=base_url)
         job.log(f"Queued on the ltx-retake local service. {PREVIEW_NOTE}")
         with self.lock:
+            self._forget_finished_jobs()
             self.jobs[job.request_id] = job
             self.pending.append(job.request_id)
             self.jobs_created[protocol] += 1
         self._work.put(job.request_id)
         return job
+
+    def _forget_finished_jobs(self) -> None:
+        """Drop jobs finished longer than `finished_job_ttl` ago (their files stay), so memory stays bounded."""
+        cutoff = time.time() - self.config.finished_job_ttl
+        with self.lock:
+            old = [rid for rid, job in self.jobs.items()
+                   if job.state == "COMPLETED" and job.finished_at is not None and job.finished_at <= cutoff]
+            for rid in old:
+                del self.jobs[rid]
+            expired = [token for token, expires in self.tokens.items() if expires <= time.time()]
+            for token in expired:
+                del self.tokens[token]
 
     def job(self, request_id: str, protocol: str | None = None) -> Job | None:
         with self.lock:
