@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError, RetakeError, redact
+from .errors import InputError, RetakeError, redact, register_secret
 from .ports import RetakeMode
 from .progress import JobEvent, Step
 from .settings import load_settings
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--at", metavar="TIMECODE", help="which window, when the clip was retaken in several places")
     u.add_argument("-o", "--output", type=Path, help="write here instead of updating TIMELINE in place")
 
-    s = sub.add_parser("serve", help="run the embedded local retake service (fal and RunComfy protocols) until Ctrl-C")
+    s = sub.add_parser("serve", help="run the embedded local retake service (fal and RunComfy protocols) until Ctrl-C",
+                       description="Listening beyond 127.0.0.1 needs a key, taken from LTX_RETAKE_SERVE_KEY (never from "
+                                   "the command line); clients then send it as their fal key or RunComfy token.")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--storage", type=Path, help="keep uploads and results here (default: a temporary folder)")
@@ -234,9 +237,16 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     unknown = quirks - {"int_fps", "snap_8k1", "audio_24k"}
     if unknown:
         raise InputError(f"Unknown quirks {sorted(unknown)}; use int_fps, snap_8k1, audio_24k.")
+    key = os.environ.get("LTX_RETAKE_SERVE_KEY") or None
+    register_secret(key)
+    if not key and a.host not in ("127.0.0.1", "localhost", "::1"):
+        raise InputError(f"Listening on {a.host} would let anyone on the network upload to this machine and make it fetch "
+                         "any URL: set LTX_RETAKE_SERVE_KEY to a key the clients must send, or keep the default 127.0.0.1.")
     config = LocalServiceConfig(storage_dir=a.storage, queue_delay=a.queue_delay, processing_delay=a.processing_delay,
-                                int_fps="int_fps" in quirks, snap_8k1="snap_8k1" in quirks, audio_24k="audio_24k" in quirks)
-    print(f"ltx-retake local service (offline preview engine) on http://{a.host}:{a.port}  (Ctrl-C stops it)", file=sys.stderr)
+                                int_fps="int_fps" in quirks, snap_8k1="snap_8k1" in quirks, audio_24k="audio_24k" in quirks,
+                                require_key=key)
+    print(f"ltx-retake local service (offline preview engine) on http://{a.host}:{a.port}"
+          f"{' (key required)' if key else ''}  (Ctrl-C stops it)", file=sys.stderr)
     serve(a.host, a.port, config)
     return 0
 
