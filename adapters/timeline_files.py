@@ -150,7 +150,6 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | Path, *, overwrit
             raise InputError(f"Refusing to overwrite the input timeline {path.name}; give another -o path, or --in-place.")
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another output path or pass --force to replace it.")
-    suffix = path.suffix.lower().lstrip(".")
     try:
         adapter = otio.adapters.from_filepath(str(path)).name
     except Exception:

@@ -20,7 +20,7 @@ from .plan import Plan, plan_retake, source_clip, timecode_at
 from .ports import ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, TimelineStore
 from .progress import EventLog, JobEvent, Progress, Step
 from .selection import Selection, select_clip, select_markers, select_range, track_label
-from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version
+from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name
 
 __all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run"]
 
@@ -146,8 +146,7 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
         n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, taken)
         numbers[plan.clip_name] = n + 1
         suffix = ".mov" if Path(plan.media.path).suffix.lower() == ".mov" else ".mp4"
-        stem = f"{safe_stem(plan.clip_name)}_retake_v{n:03d}"
-        version = Version(n, plan.clip_name, (media_dir / stem).with_suffix(suffix).absolute(), {})
+        version = Version(n, plan.clip_name, Path(media_dir / f"{safe_stem(version_name(plan.clip_name, n))}{suffix}").absolute(), {})
         job = Job(id=f"job{i}", plan=plan, version=version)
         jobs.append(job)
         log(JobEvent(job.id, Step.PLANNED, plan.summary()))

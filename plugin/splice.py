@@ -15,8 +15,9 @@ import opentimelineio as otio
 
 from .errors import SpliceError
 from .metadata import NS, original_name
+from .paths import safe_stem, shot_name
 from .plan import Plan
-from .selection import record_timecode, track_label
+from .selection import track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
            "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
@@ -50,7 +51,8 @@ def version_key(number: int) -> str:
 
 
 def version_name(clip_name: str, number: int) -> str:
-    return f"{clip_name}_retake_v{number:03d}"
+    """`<shot>_retake_v###`, the name version scanners (Hiero, Nuke Studio) look for."""
+    return f"{shot_name(clip_name)}_retake_v{number:03d}"
 
 
 def next_version_number(timeline: otio.schema.Timeline, clip_name: str, taken_files: set[str] = frozenset()) -> int:
@@ -66,7 +68,7 @@ def next_version_number(timeline: otio.schema.Timeline, clip_name: str, taken_fi
                 highest = max(highest, int(m.group(1)))
         if "version" in meta:
             highest = max(highest, int(meta["version"]))
-    pattern = re.compile(re.escape(clip_name) + r"_retake_v(\d{3,})$")
+    pattern = re.compile(re.escape(safe_stem(shot_name(clip_name))) + r"_retake_v(\d{3,})$")
     for stem in taken_files:
         m = pattern.match(stem)
         if m:
@@ -151,7 +153,6 @@ def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> N
 def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
     """Split the clip at the window's edges; the middle part gets the retake as its active media reference."""
     clip, rng = _locate(timeline, plan)
-    track = timeline.tracks[plan.track_index]
     before = timeline.duration()
     trimmed = clip.trimmed_range()
     rate = trimmed.duration.rate

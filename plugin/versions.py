@@ -9,6 +9,7 @@ import opentimelineio as otio
 from .errors import SelectionError
 from .selection import record_timecode, track_label
 from .metadata import NS, original_name
+from .paths import shot_name
 
 __all__ = ["RetakenClip", "list_versions", "use_version"]
 
@@ -80,7 +81,7 @@ def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str
     wanted = _normalise_version(version)
     name = clip.strip()
     matches = [r for r in list_versions(timeline)
-               if r.original_name == name or r.clip.name == name or name.startswith(r.original_name + "_retake_v")]
+               if r.original_name == name or r.clip.name == name or name.startswith(shot_name(r.original_name) + "_retake_v")]
     if at:
         matches = [r for r in matches if r.record_timecode.startswith(at.strip()) or at.strip() in r.record_timecode]
     if not matches:
@@ -96,7 +97,7 @@ def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str
         if r.placement == "splice":
             key = otio.schema.Clip.DEFAULT_MEDIA_KEY if wanted == ORIGINAL else wanted
             r.clip.active_media_reference_key = key
-            r.clip.name = r.original_name if wanted == ORIGINAL else f"{r.original_name}_{wanted}"
+            r.clip.name = r.original_name if wanted == ORIGINAL else f"{shot_name(r.original_name)}_{wanted}"
             r.clip.metadata[NS]["active"] = wanted
         else:  # a retake placed above: it shows only when it is the one asked for
             r.clip.enabled = wanted in r.versions

@@ -235,3 +235,17 @@ def test_literal_float_rates_as_files_store_them_select_plan_and_splice(rate):
     assert len(tl.tracks[0]) == 4 and tl.tracks[0][1].active_media_reference_key == "retake_v002"
     sel_b = select_clip(tl, "b")
     assert round(sel_b.record_range.start_time.value) == 230
+
+
+def test_a_clip_named_after_its_file_gets_hiero_style_version_names():
+    tl = timeline(clip("sc01_sh010.mov", "/m/a.mov", 86400, 240))
+    p = plan_for(tl, "01:00:02:00", "01:00:05:00")
+    assert next_version_number(tl, p.clip_name, {"sc01_sh010_retake_v001", "sc01_sh010_retake_v004"}) == 5
+    v = Version(5, p.clip_name, Path("/r/sc01_sh010_retake_v005.mov"), {})
+    assert v.name == "sc01_sh010_retake_v005"
+    splice_version(tl, p, v)
+    assert tl.tracks[0][1].name == "sc01_sh010_retake_v005"
+    use_version(tl, "sc01_sh010_retake_v005", "original")
+    assert tl.tracks[0][1].name == "sc01_sh010.mov"
+    use_version(tl, "sc01_sh010.mov", "v005")
+    assert tl.tracks[0][1].name == "sc01_sh010_retake_v005"
