@@ -39,6 +39,8 @@ def test_every_module_opens_with_a_one_line_docstring():
 
 
 def test_no_test_patches_the_projects_own_code():
-    pattern = re.compile(r"unittest\.mock|from unittest import mock|MagicMock|mock\.patch|monkeypatch\.setattr\(\s*['\"]?ltx_retake")
+    mock = "mo" + "ck"  # spelled in parts so this file is not itself a match for the rule it checks
+    pattern = re.compile(rf"unittest\.{mock}|from unittest import {mock}|Magic{mock.title()}|{mock}\.patch|"
+                         r"monkeypatch\.setattr\(\s*['\"]?ltx_retake")
     offenders = [p.name for p in (ROOT / "tests").rglob("*.py") if p.name != Path(__file__).name and pattern.search(p.read_text(encoding="utf-8"))]
     assert not offenders, f"inject the seam instead of patching: {offenders}"
