@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -16,7 +16,7 @@ from .limits import Limits, largest_input_frames
 from .metadata import original_name
 from .ports import CutSpec, MediaInfo, RetakeMode
 from .selection import Selection, record_timecode, timeline_rate
-from .timing import exact_rate, format_timecode, rate_text, to_frames
+from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
 __all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
 
@@ -187,7 +187,7 @@ def plan_retake(
     def file_frame(rec: int) -> Fraction:
         """The file frame shown at record frame `rec` (fractional between frames)."""
         offset_clip_rate = (rec - clip_rec_start) * src.scalar
-        return clip_in_media + _rec_to_media(offset_clip_rate, rec_rate, rate)
+        return clip_in_media + frames_between_rates(offset_clip_rate, rec_rate, rate)
 
     ra = round(to_frames(sel.record_range.start_time, rec_rate))
     rb = ra + round(to_frames(sel.record_range.duration, rec_rate))
@@ -295,25 +295,12 @@ def plan_retake(
 
 
 def _with_note(plan: Plan, note: str) -> Plan:
-    from dataclasses import replace
-
     return replace(plan, notes=(note, *plan.notes))
-
-
-def _pulldown(a: Fraction | float, b: Fraction | float) -> bool:
-    ratio = exact_rate(a) / exact_rate(b)
-    return ratio in (Fraction(1001, 1000), Fraction(1000, 1001))
-
-
-def _rec_to_media(frames_at_rec: Fraction, rec_rate: Fraction, media_rate: Fraction) -> Fraction:
-    if rec_rate == media_rate or _pulldown(rec_rate, media_rate):
-        return Fraction(frames_at_rec)
-    return Fraction(frames_at_rec) * media_rate / rec_rate
 
 
 def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> otio.opentime.RationalTime:
     """A frame count at `from_rate` as a RationalTime at the file's `to_rate` (pull-down rates count one for one)."""
-    return _RT(float(_rec_to_media(frames, from_rate, exact_rate(to_rate))), to_rate)
+    return _RT(float(frames_between_rates(frames, from_rate, to_rate)), to_rate)
 
 
 def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction) -> tuple[CutSpec, int, list[str]]:

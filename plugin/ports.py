@@ -73,10 +73,6 @@ class MediaInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
 
-    @property
-    def duration_frames(self) -> int:
-        return self.frame_count
-
 
 @dataclass(frozen=True)
 class CutSpec:

@@ -19,6 +19,7 @@ __all__ = [
     "select_markers",
     "clip_at",
     "selections_in",
+    "clips_on_track",
     "track_label",
     "native_rate",
     "record_timecode",
@@ -111,7 +112,7 @@ def track_label(timeline: otio.schema.Timeline, index: int) -> str:
     return label + (f" ({t.name!r})" if t.name and t.name != label else "")
 
 
-def _clips_in(track: otio.schema.Track) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
+def clips_on_track(track: otio.schema.Track) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
     """Every clip on the track, nested ones included, with its range in the track's time."""
     out = []
     ranges = track.range_of_all_children()
@@ -128,7 +129,7 @@ def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | No
     """The whole of one clip: by name, or by `#N` (the N-th clip on the track, counting from 1)."""
     ti = find_track(timeline, track)
     track_obj = timeline.tracks[ti]
-    clips = _clips_in(track_obj)
+    clips = clips_on_track(track_obj)
     text = clip.strip()
     if text.startswith("#") and text[1:].isdigit():
         n = int(text[1:])
@@ -319,7 +320,7 @@ def select_markers(timeline: otio.schema.Timeline, track: str | int | None = Non
     for m in trk.markers:
         found.append((m, m.marked_range))
     hidden = 0
-    for clip, _ in _clips_in(trk):
+    for clip, _ in clips_on_track(trk):
         for m in clip.markers:
             if not _shows(clip.trimmed_range(), m.marked_range.start_time):
                 hidden += 1  # outside the clip's used range: not on the timeline as the editor sees it
@@ -348,7 +349,7 @@ def _shows(rng: otio.opentime.TimeRange, t: otio.opentime.RationalTime) -> bool:
 
 def clip_at(timeline: otio.schema.Timeline, ti: int, t: otio.opentime.RationalTime) -> tuple[otio.schema.Clip, otio.opentime.TimeRange] | None:
     """The clip (nested ones included) that shows at track time `t` on track `ti`, with its track range."""
-    for clip, r in _clips_in(timeline.tracks[ti]):
+    for clip, r in clips_on_track(timeline.tracks[ti]):
         if r.contains(t):
             return clip, r
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import opentimelineio as otio
@@ -17,7 +17,7 @@ from .errors import SpliceError
 from .metadata import NS, original_name
 from .paths import safe_stem, shot_name
 from .plan import Plan
-from .selection import track_label
+from .selection import clips_on_track, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
            "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
@@ -98,7 +98,7 @@ def _covers(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRange) -> bo
 def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
     """The clip that shows the planned record range now (earlier splices may have split the original)."""
     track = timeline.tracks[plan.track_index]
-    for item, rng in _clips_with_ranges(track):
+    for item, rng in clips_on_track(track):
         if _covers(rng, plan.record_range):
             if original_name(item) != plan.clip_name:
                 break
@@ -114,13 +114,11 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
 
     A retake that changes the sound must reach them too, or the editor hears the old take under the new one.
     """
-    from dataclasses import replace
-
     out = []
     for ti, track in enumerate(timeline.tracks):
         if track.kind != otio.schema.TrackKind.Audio or ti == plan.track_index:
             continue
-        for item, rng in _clips_with_ranges(track):
+        for item, rng in clips_on_track(track):
             if not _covers(rng, plan.record_range):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
@@ -132,16 +130,6 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
                 out.append(replace(plan, track_index=ti, clip_name=original_name(item), label=f"{plan.label} (linked sound)"))
             break
     return out
-
-
-def _clips_with_ranges(track: otio.schema.Track):
-    ranges = track.range_of_all_children()
-    for item in track:
-        if isinstance(item, otio.schema.Clip):
-            yield item, ranges[item]
-        elif isinstance(item, otio.core.Composition):
-            for clip in item.find_clips():
-                yield clip, clip.transformed_time_range(clip.trimmed_range(), track)
 
 
 def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> None:

@@ -20,7 +20,6 @@ __all__ = [
     "to_frames",
 ]
 
-_RT = otio.opentime.RationalTime
 _NTSC_BASES = (24, 30, 48, 60, 120, 240)
 
 
@@ -118,7 +117,3 @@ def to_frames(t: "otio.opentime.RationalTime", rate: Fraction) -> Fraction:
     """An OTIO time as an exact (possibly fractional) frame count at `rate`."""
     return frames_between_rates(Fraction(t.value).limit_denominator(1_000_000), exact_rate(t.rate), rate)
 
-
-def rational(frames: int | Fraction, rate: Fraction) -> "otio.opentime.RationalTime":
-    """A frame count at `rate` as an OTIO RationalTime."""
-    return _RT(float(frames), float(exact_rate(rate)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import opentimelineio as otio
 
 from .errors import SelectionError
-from .selection import record_timecode, track_label
+from .selection import clips_on_track, record_timecode, track_label
 from .metadata import NS, original_name
 from .paths import shot_name
 
@@ -40,22 +40,19 @@ def list_versions(timeline: otio.schema.Timeline) -> list[RetakenClip]:
     """Every clip with retakes, in track then record order."""
     out = []
     for ti, track in enumerate(timeline.tracks):
-        ranges = track.range_of_all_children()
-        for item in track:
-            clips = [(item, ranges[item])] if isinstance(item, otio.schema.Clip) else (
-                [(c, c.transformed_time_range(c.trimmed_range(), track)) for c in item.find_clips()]
-                if isinstance(item, otio.core.Composition) else [])
-            for clip, rng in clips:
-                meta = clip.metadata.get(NS)
-                if not meta or "versions" not in meta:
-                    continue
-                versions = tuple(sorted(meta["versions"]))
-                placement = meta.get("placement", "splice")
+        for clip, rng in clips_on_track(track):
+            meta = clip.metadata.get(NS)
+            if not meta or "versions" not in meta:
+                continue
+            placement = meta.get("placement", "splice")
+            if placement == "splice":  # the active media reference says which version shows
+                key = clip.active_media_reference_key
+                active = ORIGINAL if key == otio.schema.Clip.DEFAULT_MEDIA_KEY else key
+            else:  # a retake placed above shows while it is enabled
                 active = meta.get("active", ORIGINAL) if clip.enabled else ORIGINAL
-                if placement == "splice":
-                    active = ORIGINAL if clip.active_media_reference_key == otio.schema.Clip.DEFAULT_MEDIA_KEY else clip.active_media_reference_key
-                tc = f"{record_timecode(timeline, rng.start_time)}-{record_timecode(timeline, rng.end_time_exclusive())}"
-                out.append(RetakenClip(clip, ti, rng, tc, track_label(timeline, ti), original_name(clip), versions, active, placement))
+            tc = f"{record_timecode(timeline, rng.start_time)}-{record_timecode(timeline, rng.end_time_exclusive())}"
+            out.append(RetakenClip(clip, ti, rng, tc, track_label(timeline, ti), original_name(clip),
+                                   tuple(sorted(meta["versions"])), active, placement))
     return out
 
 
