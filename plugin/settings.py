@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import InputError, register_secret
 
-__all__ = ["Settings", "Secret", "load_settings", "settings_path"]
+__all__ = ["Settings", "Secret", "load_settings", "settings_path", "journal_path"]
 
 
 class Secret:
@@ -47,6 +47,9 @@ class Settings:
     file_host_url: str | None = None     # a user-supplied upload endpoint for RunComfy inputs without a fal key
     ffmpeg: str | None = None            # path to an ffmpeg binary; default: the one imageio-ffmpeg ships
     output_dir: str | None = None        # where retake media goes; default: `<timeline>_retakes/` beside the output
+    journal: str | None = None           # the job journal (SQLite); default: journal.sqlite in the user's data folder
+    cost_threshold_usd: float = 5.0      # a run estimated above this asks before sending (--yes skips the question)
+    max_download_mb: int = 4096          # a result larger than this is refused, not written
 
 
 def settings_path() -> Path:
@@ -54,6 +57,15 @@ def settings_path() -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("ltx-retake")) / "settings.json"
+
+
+def journal_path(settings: Settings) -> Path:
+    """The job journal: the `journal` setting, else journal.sqlite under the OS's per-user data folder."""
+    if settings.journal:
+        return Path(settings.journal)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("ltx-retake")) / "journal.sqlite"
 
 
 _ENV = {
@@ -65,7 +77,11 @@ _ENV = {
     "LTX_RETAKE_FILE_HOST_URL": "file_host_url",
     "LTX_RETAKE_FFMPEG": "ffmpeg",
     "LTX_RETAKE_OUTPUT_DIR": "output_dir",
+    "LTX_RETAKE_JOURNAL": "journal",
+    "LTX_RETAKE_COST_THRESHOLD": "cost_threshold_usd",
+    "LTX_RETAKE_MAX_DOWNLOAD_MB": "max_download_mb",
 }
+_NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int}
 
 
 def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -86,6 +102,13 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     for var, name in _ENV.items():
         if env.get(var):
             values[name] = env[var]
+    for name, kind in _NUMBERS.items():
+        if name in values:
+            try:
+                values[name] = kind(values[name])
+            except (TypeError, ValueError):
+                raise InputError(f"The setting {name} must be a number, not {values[name]!r}; fix the settings file or "
+                                 "the environment variable.") from None
     fal = env.get("FAL_KEY") or (
         f"{env['FAL_KEY_ID']}:{env['FAL_KEY_SECRET']}" if env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET") else None
     ) or values.get("fal_key")

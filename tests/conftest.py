@@ -22,8 +22,9 @@ def corpus() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory, monkeypatch):
-    """Never read the developer's own settings file or keys during tests."""
+    """Never read the developer's own settings file, journal or keys during tests."""
     home = tmp_path_factory.mktemp("settings")
     monkeypatch.setenv("LTX_RETAKE_SETTINGS", str(home / "settings.json"))
+    monkeypatch.setenv("LTX_RETAKE_JOURNAL", str(home / "journal.sqlite"))
     for var in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "RUNCOMFY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
