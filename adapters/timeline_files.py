@@ -155,7 +155,7 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | Path, *, overwrit
     except Exception:
         raise InputError(f"Cannot tell which format to write from the name {path.name}; use .otio, .otioz, .edl, .xml or .aaf.") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         kwargs = {"indent": 2} if adapter == "otio_json" else {}

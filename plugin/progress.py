@@ -17,6 +17,7 @@ class Step(str, enum.Enum):
     PLANNED = "planned"
     CUTTING = "cutting"
     UPLOADING = "uploading"
+    SUBMITTING = "submitting"    # sent, answer not yet heard: a crash here leaves the request's fate unknown
     QUEUED = "queued"
     GENERATING = "generating"
     DOWNLOADING = "downloading"

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
+import json
+import os
 import shutil
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import opentimelineio as otio
 
-from .errors import CancelledError, InputError, MediaError, RetakeError, SelectionError, redact
+from .errors import (CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError, RetakeError, SelectionError,
+                     SpliceError, SubmitUncertainError, TransientServiceError, redact)
+from .journal import Journal, failpoint
 from .limits import limits_for
-from .paths import safe_stem, same_file
+from .paths import file_sha256, safe_stem, same_file
 from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
-from .ports import ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, TimelineStore
+from .ports import (ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, SubmittedJob,
+                    TimelineStore)
 from .progress import EventLog, JobEvent, Progress, Step
 from .selection import Selection, select_clip, select_markers, select_range, track_label
 from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name
 
-__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run"]
+__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "order_json", "order_from"]
 
 
 @dataclass
@@ -56,6 +64,10 @@ class RetakeOrder:
     overwrite: bool = False
     in_place: bool = False
     max_parallel: int = 4
+    fresh: bool = False                 # pay for a new generation even when an identical request has a result
+    local_protocol: str = "fal"         # how the embedded service is driven (fal or runcomfy)
+    rate: float | None = None           # an EDL's frame rate, when its timecodes do not tell
+    timeline_name: str | None = None    # which timeline, when the file holds several
 
 
 @dataclass
@@ -67,11 +79,20 @@ class Job:
     version: Version | None = None
     step: Step = Step.PLANNED
     request_id: str | None = None
+    submitted: SubmittedJob | None = None
+    result: dict | None = None              # the result's URL and what the service said about it
     cut_path: Path | None = None
     returned_path: Path | None = None
     version_info: MediaInfo | None = None
+    cut_sha: str | None = None
+    request_key: str | None = None          # identical requests share it (see _request_key)
+    returned_sha: str | None = None
+    version_sha: str | None = None
+    reused_from: str | None = None          # the request whose result this job reused
     error: str | None = None
     error_exit: int = 0
+    recoverable: bool = False               # failed in a way `resume` can mend (the request id is kept)
+    run_id: str = ""
 
 
 @dataclass
@@ -82,6 +103,7 @@ class Outcome:
     output: Path | None
     media_dir: Path
     events: EventLog = field(repr=False, default_factory=EventLog)
+    run_id: str = ""
 
     @property
     def failed(self) -> list[Job]:
@@ -181,71 +203,150 @@ def _refuse_overlaps(plans: list[Plan]) -> None:
                                      "move the markers apart or retake them one at a time.")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _Runner:
-    def __init__(self, wiring: Wiring, log: Progress, cancel: threading.Event, work: Path):
+    """Takes jobs through their steps, skipping what an earlier (crashed) attempt already finished."""
+
+    def __init__(self, wiring: Wiring, log: Progress, cancel: threading.Event, work: Path, *,
+                 journal: Journal | None = None, timeline: Path | None = None, fresh: bool = False,
+                 resubmit: bool = False, resumed: bool = False):
         self.w, self.log, self.cancel, self.work = wiring, log, cancel, work
+        self.journal, self.timeline, self.fresh, self.resubmit, self.resumed = journal, timeline, fresh, resubmit, resumed
+
+    def _save(self, job: Job, point: str | None = None) -> None:
+        if self.journal is not None and job.run_id:
+            self.journal.record(job, point=point)
 
     def _enter(self, job: Job, step: Step, message: str = "", **kw) -> None:
         if self.cancel.is_set():
             raise CancelledError("Cancelled by the user.")
+        moved = job.step != step
         job.step = step
+        if moved:  # the snapshot is written before the step's work starts
+            self._save(job)
         self.log(JobEvent(job.id, step, message, **kw))
+
+    def _charge(self, job: Job, status: str) -> None:
+        if self.journal is not None and job.run_id and job.submitted:
+            self.journal.charge(job, self.timeline or Path(), status)
 
     def generate(self, job: Job) -> Job:
         """Every step up to a verified version file on disk."""
-        plan, svc = job.plan, self.w.service
         folder = self.work / job.id
-        submitted = None
+        job.cut_path, job.returned_path = folder / "input.mp4", folder / "returned.mp4"
+        job.error, job.error_exit, job.recoverable = None, 0, False
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._enter(job, Step.CUTTING, f"cutting {plan.cut.total_frames} frames from {Path(plan.media.path).name}")
-            job.cut_path = folder / "input.mp4"
-            self.w.media.cut(plan.cut, job.cut_path)
-            self._enter(job, Step.UPLOADING, f"uploading {job.cut_path.stat().st_size / 1e6:.1f} MB")
-            url = self.w.host.upload(job.cut_path, "video/mp4",
-                                     on_progress=lambda f: self.log(JobEvent(job.id, Step.UPLOADING, fraction=f)))
-            self._enter(job, Step.QUEUED, "submitting")
-            submitted = svc.submit(RetakeRequest(url, plan.prompt, plan.start_time, plan.duration, plan.mode))
-            job.request_id = submitted.request_id
-            self.log(JobEvent(job.id, Step.QUEUED, f"request {submitted.request_id}"))
-            svc.follow(submitted, lambda s: self._status(job, s), should_stop=self.cancel.is_set)
-            result = svc.result(submitted)
-            self._enter(job, Step.DOWNLOADING, "downloading the result")
-            job.returned_path = folder / "returned.mp4"
-            svc.download(result.url, job.returned_path,
-                         on_progress=lambda f: self.log(JobEvent(job.id, Step.DOWNLOADING, fraction=f)))
-            self._enter(job, Step.CONFORMING, f"conforming to {plan.media.width}x{plan.media.height} at {float(plan.media.frame_rate):.3f} fps")
-            spec = ConformSpec(plan.media, plan.cut, plan.window_offset, plan.window_frames, plan.window_start_frame, plan.mode,
-                               timecode=timecode_at(plan.media, plan.window_start_frame))
-            job.version.path.parent.mkdir(parents=True, exist_ok=True)
-            job.version_info = self.w.media.conform(job.returned_path, spec, job.version.path)
-            job.version = Version(job.version.number, job.version.clip_name, job.version.path,
-                                  self._provenance(job, result.extra))
+            if not _intact(job.version.path, job.version_sha):
+                if not _intact(job.returned_path, job.returned_sha):
+                    if self.resumed and job.submitted and job.plan.provider == "local":
+                        job.submitted = None  # the embedded service died with the old process; sending again is free
+                    if job.submitted is None:
+                        if job.step == Step.SUBMITTING and not (self.resubmit or job.plan.provider == "local"):
+                            return self._uncertain(job)
+                        self._cut(job)
+                        if self._reuse(job):
+                            return job
+                        self._submit(job, self._upload(job))
+                    self._fetch(job)
+                self._conform(job)
             self._enter(job, Step.READY, f"version {job.version.path.name} verified")
         except CancelledError as exc:
-            if submitted is not None:
+            if job.submitted is not None:
                 try:
-                    svc.cancel(submitted)
+                    self.w.service.cancel(job.submitted)
+                    self._charge(job, "cancelled")
                 except RetakeError:
                     pass
             self._fail(job, exc, Step.CANCELLED)
         except RetakeError as exc:
+            if isinstance(exc, (JobFailedError, ContentRefusedError)):
+                self._charge(job, "failed")
             self._fail(job, exc)
         except OSError as exc:  # disk full, permissions: a sentence, not a traceback, and the other jobs go on
             self._fail(job, MediaError(f"{job.step.value} failed: {exc.strerror or exc} ({exc.filename or folder}). "
-                                       "Free some space or pick another --media-dir, then retake."))
+                                       "Free some space or pick another --media-dir, then `ltx-retake resume`."))
         except Exception as exc:  # a bug: keep the other jobs' results, say what happened
             self._fail(job, RetakeError(f"{job.step.value} failed unexpectedly ({type(exc).__name__}: {exc}); "
                                         "please report this with the command line."))
         return job
+
+    def _uncertain(self, job: Job) -> Job:
+        """The last run stopped between sending the request and hearing back: it may be running, and billed."""
+        job.error = ("the process stopped while the request was being sent, so it may have reached the service (and be "
+                     "billed) without its id being kept. Check the service's dashboard for it; to send it again, run "
+                     "`ltx-retake resume --resubmit`.")
+        job.error_exit = SubmitUncertainError.exit_code
+        self.log(JobEvent(job.id, Step.SUBMITTING, job.error))
+        return job
+
+    def _cut(self, job: Job) -> None:
+        plan = job.plan
+        self._enter(job, Step.CUTTING, f"cutting {plan.cut.total_frames} frames from {Path(plan.media.path).name}")
+        self.w.media.cut(plan.cut, job.cut_path)
+        job.cut_sha = file_sha256(job.cut_path)
+        job.request_key = _request_key(job)
+        self._save(job, point="cut")
+
+    def _reuse(self, job: Job) -> bool:
+        """An identical request already made: copy its version instead of paying for it again."""
+        if self.fresh or self.journal is None:
+            return False
+        earlier = self.journal.reusable(job.request_key, not_job=f"{job.run_id}/{job.id}")
+        if earlier is None:
+            return False
+        source = Path(earlier.version["path"])
+        job.version.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = job.version.path.with_name(f".{job.version.path.stem}.{uuid.uuid4().hex[:8]}.partial{job.version.path.suffix}")
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, job.version.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        provenance = dict(earlier.version.get("provenance") or {})
+        provenance.update(reused_from=earlier.request_id, file=job.version.path.name,
+                          created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        job.version = Version(job.version.number, job.version.clip_name, job.version.path, provenance)
+        job.version_sha, job.reused_from = earlier.version_sha, earlier.request_id
+        self._enter(job, Step.READY, f"identical to an earlier request ({earlier.request_id}): its result is reused at no "
+                                     "cost (pass --fresh to pay for a new generation)")
+        return True
+
+    def _upload(self, job: Job) -> str:
+        self._enter(job, Step.UPLOADING, f"uploading {job.cut_path.stat().st_size / 1e6:.1f} MB")
+        return self.w.host.upload(job.cut_path, "video/mp4",
+                                  on_progress=lambda f: self.log(JobEvent(job.id, Step.UPLOADING, fraction=f)))
+
+    def _submit(self, job: Job, url: str) -> None:
+        plan = job.plan
+        self._enter(job, Step.SUBMITTING, "submitting")
+        job.submitted = self.w.service.submit(RetakeRequest(url, plan.prompt, plan.start_time, plan.duration, plan.mode))
+        job.request_id = job.submitted.request_id
+        self._charge(job, "sent")
+        self._enter(job, Step.QUEUED, f"request {job.request_id}")
+
+    def _fetch(self, job: Job) -> None:
+        """Follow the request to its end (at once if it ended while we were away), then download the result."""
+        svc = self.w.service
+        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=self.cancel.is_set)
+        result = svc.result(job.submitted)
+        job.result = {"url": result.url, "extra": result.extra}
+        self._charge(job, "charged")
+        self._enter(job, Step.DOWNLOADING, "downloading the result")
+        svc.download(result.url, job.returned_path,
+                     on_progress=lambda f: self.log(JobEvent(job.id, Step.DOWNLOADING, fraction=f)))
+        job.returned_sha = file_sha256(job.returned_path)
+        self._save(job, point="downloaded")
+
+    def _conform(self, job: Job) -> None:
+        plan = job.plan
+        self._enter(job, Step.CONFORMING, f"conforming to {plan.media.width}x{plan.media.height} at {float(plan.media.frame_rate):.3f} fps")
+        spec = ConformSpec(plan.media, plan.cut, plan.window_offset, plan.window_frames, plan.window_start_frame, plan.mode,
+                           timecode=timecode_at(plan.media, plan.window_start_frame))
+        job.version.path.parent.mkdir(parents=True, exist_ok=True)
+        job.version_info = self.w.media.conform(job.returned_path, spec, job.version.path)
+        job.version_sha = file_sha256(job.version.path)
+        job.version = Version(job.version.number, job.version.clip_name, job.version.path,
+                              self._provenance(job, (job.result or {}).get("extra") or {}))
 
     def _status(self, job: Job, status: ServiceStatus) -> None:
         if status.state == "queued":
@@ -256,15 +357,20 @@ class _Runner:
         elif status.logs:
             self.log(JobEvent(job.id, job.step, "", log=status.logs))
 
-    def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED, note: str = "") -> None:
+    def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED, note: str = "", recoverable: bool = False) -> None:
         job.error = redact(str(exc)) + (f" ({note})" if note else "")
         job.error_exit = exc.exit_code
         rid = getattr(exc, "request_id", None) or job.request_id
         if rid:
             job.request_id = rid
+        # a request the service still holds, or a paid version that only needs writing: resuming mends these
+        job.recoverable = recoverable or (job.submitted is not None and isinstance(exc, (TransientServiceError, MediaError))
+                                          and step == Step.FAILED)
         job.step = step
+        self._save(job)
         kept = f"; what was fetched is kept in {job.returned_path.parent}" if job.returned_path and job.returned_path.exists() else ""
-        self.log(JobEvent(job.id, step, job.error + (f" (request id {rid})" if rid else "") + kept))
+        again = "; `ltx-retake resume` picks it up" if job.recoverable else ""
+        self.log(JobEvent(job.id, step, job.error + (f" (request id {rid})" if rid else "") + kept + again))
 
     def _provenance(self, job: Job, extra: dict) -> dict:
         p = job.plan
@@ -280,13 +386,26 @@ class _Runner:
             "record_range": p.record_timecode,
             "window": {"start_time": p.start_time, "duration": p.duration},
             "input_cut": {"start_frame": p.cut.start_frame, "frames": p.cut.frame_count, "pad_head": p.cut.pad_head,
-                          "pad_tail": p.cut.pad_tail, "sha256": _sha256(job.cut_path)},
+                          "pad_tail": p.cut.pad_tail, "sha256": job.cut_sha},
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "file": job.version.path.name,
-            "sha256": _sha256(job.version.path),
+            "sha256": job.version_sha,
             "notes": list(p.notes),
             **({"engine": extra["engine"]} if extra.get("engine") else {}),
         }
+
+
+def _intact(path: Path | None, sha: str | None) -> bool:
+    """Is the file an earlier attempt finished still there, byte for byte?"""
+    return bool(path and sha and path.is_file() and file_sha256(path) == sha)
+
+
+def _request_key(job: Job) -> str:
+    """What makes two requests identical: the bytes sent, the prompt, mode, service, model and window."""
+    p = job.plan
+    fields = [job.cut_sha, p.prompt, p.mode.value, p.provider, p.model, p.start_time, p.duration,
+              str(p.media.path), p.window_start_frame, p.window_frames]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def _splice_one(timeline: otio.schema.Timeline, job: Job, placement: str, log: Progress) -> None:
@@ -300,26 +419,16 @@ def _splice_one(timeline: otio.schema.Timeline, job: Job, placement: str, log: P
         log(JobEvent(job.id, Step.SPLICING, f"the linked sound on {track_label(timeline, sound.track_index)} takes the retake too"))
 
 
-def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
-        cancel: threading.Event | None = None) -> Outcome:
-    """Prepare, generate every job (concurrently), splice the ones that succeeded, and save atomically."""
-    log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
-    cancel = cancel or threading.Event()
-    timeline, jobs, media_dir = prepare(order, wiring, log)
-    if wiring.service is None or wiring.host is None:
-        raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
-    # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
-    # stays there (the error names it) and a later run never writes over it.
-    work_root = media_dir / ".work"
-    work = work_root / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    runner = _Runner(wiring, log, cancel, work)
-    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs)))) as pool:
-        list(pool.map(runner.generate, jobs))
-    ready = sorted((j for j in jobs if j.step == Step.READY),
+def _splice_and_save(timeline: otio.schema.Timeline, jobs: list[Job], order: RetakeOrder, wiring: Wiring,
+                     runner: _Runner, *, overwrite: bool) -> Path | None:
+    """Splice every ready job (each all or nothing) and write the timeline once, atomically."""
+    log = runner.log
+    ready = sorted((j for j in jobs if j.step in (Step.READY, Step.SPLICING, Step.SAVING)),
                    key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds()))
     spliced: list[Job] = []
     for job in ready:  # never cancelled from here on: these results are paid for
         job.step = Step.SPLICING
+        runner._save(job)
         log(JobEvent(job.id, Step.SPLICING, f"{order.placement} {job.version.name}"))
         candidate = timeline.deepcopy()  # each splice is all or nothing
         try:
@@ -329,24 +438,181 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None,
             continue
         timeline = candidate
         spliced.append(job)
-    output = None
-    if spliced:
+    if not spliced:
+        return None
+    for job in spliced:
+        job.step = Step.SAVING
+        runner._save(job)
+        log(JobEvent(job.id, Step.SAVING, f"writing {order.output.name}"))
+    try:
+        output = wiring.store.write(timeline, order.output, overwrite=overwrite,
+                                    protect=() if order.in_place else (order.timeline,))
+    except (RetakeError, OSError) as exc:
+        error = exc if isinstance(exc, RetakeError) else InputError(f"Could not write {order.output}: {exc.strerror or exc}.")
         for job in spliced:
-            log(JobEvent(job.id, Step.SAVING, f"writing {order.output.name}"))
-        try:
-            output = wiring.store.write(timeline, order.output, overwrite=order.overwrite or order.in_place,
-                                        protect=() if order.in_place else (order.timeline,))
-        except (RetakeError, OSError) as exc:
-            error = exc if isinstance(exc, RetakeError) else InputError(f"Could not write {order.output}: {exc.strerror or exc}.")
-            for job in spliced:
-                runner._fail(job, error, note=f"the version is kept at {job.version.path}; retake nothing, write the timeline again")
-            spliced = []
-        for job in spliced:
-            job.step = Step.SPLICED
-            log(JobEvent(job.id, Step.SPLICED, f"{job.version.name} -> {job.version.path}"))
-            shutil.rmtree(work / job.id, ignore_errors=True)
-    for folder in (work, work_root):
+            runner._fail(job, error, recoverable=True,
+                         note=f"the version is kept at {job.version.path}; free the space or fix the folder, then `ltx-retake resume`")
+        return None
+    failpoint("saved")
+    for job in spliced:
+        job.step = Step.SPLICED
+        runner._save(job)
+        log(JobEvent(job.id, Step.SPLICED, f"{job.version.name} -> {job.version.path}"))
+        shutil.rmtree(runner.work / job.id, ignore_errors=True)
+    return output
+
+
+def _tidy(work: Path) -> None:
+    for folder in (work, work.parent):
         if folder.exists() and not any(folder.iterdir()):
             folder.rmdir()
-    return Outcome(jobs, output, media_dir, log)
 
+
+def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, cancel: threading.Event | None = None, *,
+        journal: Journal | None = None, confirm: Callable[[list[Job]], bool] | None = None) -> Outcome:
+    """Prepare, generate every job (concurrently), splice the ones that succeeded, and save atomically.
+
+    With a journal, every step is recorded before it starts (`resume` continues from there) and identical
+    requests reuse earlier results unless `order.fresh`. `confirm` sees the planned jobs before anything is
+    sent; when it returns False nothing is sent.
+    """
+    log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
+    cancel = cancel or threading.Event()
+    timeline, jobs, media_dir = prepare(order, wiring, log)
+    if wiring.service is None or wiring.host is None:
+        raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
+    if confirm is not None and not confirm(jobs):
+        raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
+    # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
+    # stays there (the error names it) and a later run never writes over it.
+    work = media_dir / ".work" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_id = ""
+    if journal is not None:
+        run_id = journal.begin_run(order=order_json(order), timeline=order.timeline.absolute(),
+                                   timeline_sha=file_sha256(order.timeline), output=order.output.absolute(),
+                                   media_dir=media_dir, work_dir=work, jobs=jobs)
+        log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
+    runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh)
+    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs)))) as pool:
+        list(pool.map(runner.generate, jobs))
+    output = _splice_and_save(timeline, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
+    _tidy(work)
+    if journal is not None and not any(j.recoverable or not j.step.finished for j in jobs):
+        journal.finish_run(run_id)
+    return Outcome(jobs, output, media_dir, log, run_id)
+
+
+def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | None = None,
+           cancel: threading.Event | None = None, *, resubmit: bool = False) -> Outcome:
+    """Continue a run from its journal: follow requests by their ids, skip finished downloads, never splice twice.
+
+    A job whose request may have been sent without its id being kept is not sent again unless `resubmit`
+    (or its service is free).
+    """
+    log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
+    cancel = cancel or threading.Event()
+    record = journal.run(run_id)
+    journal.claim(record.id)
+    order = order_from(record.order)
+    jobs = [_job_from(r) for r in record.jobs]
+    todo = [j for j, r in zip(jobs, record.jobs) if r.unfinished]
+    if not todo:
+        journal.finish_run(record.id)
+        return Outcome(jobs, record.output if record.output.exists() else None, record.media_dir, log, record.id)
+    _sweep(record)
+    for job in todo:
+        log(JobEvent(job.id, job.step, f"resuming at {job.step.value}" + (f" (request {job.request_id})" if job.request_id else "")))
+    runner = _Runner(wiring, log, cancel, record.work_dir, journal=journal, timeline=record.timeline,
+                     fresh=order.fresh, resubmit=resubmit, resumed=True)
+    generating = [j for j in todo if j.step not in (Step.READY, Step.SPLICING, Step.SAVING)]
+    if generating and (wiring.service is None or wiring.host is None):
+        raise InputError("No retake service is wired in to finish the run's requests.")
+    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(todo)))) as pool:
+        list(pool.map(runner.generate, todo))
+    base, overwrite = _splice_base(record, order, jobs, wiring)
+    if base is None:  # the timeline changed under the run: keep the versions, say where
+        for job in (j for j in todo if j.step == Step.READY):
+            runner._fail(job, SpliceError(f"{order.timeline.name} changed since this run began, so its windows may no longer "
+                                          f"line up; the version is kept at {job.version.path}. Retake again on the new timeline."))
+        output = None
+    else:
+        present = _version_files(base)
+        for job in todo:
+            if job.step == Step.READY and job.version.path.name in present:  # written before the crash: never twice
+                job.step = Step.SPLICED
+                runner._save(job)
+                shutil.rmtree(record.work_dir / job.id, ignore_errors=True)
+        output = _splice_and_save(base, todo, order, wiring, runner, overwrite=overwrite)
+        if output is None and any(j.step == Step.SPLICED for j in jobs) and order.output.exists():
+            output = order.output
+    _tidy(record.work_dir)
+    if not any(j.recoverable or not j.step.finished for j in jobs):
+        journal.finish_run(record.id)
+    return Outcome(jobs, output, record.media_dir, log, record.id)
+
+
+def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring) -> tuple[otio.schema.Timeline | None, bool]:
+    """The timeline to splice into: the run's own output when it was written, else the untouched original."""
+    if order.output.exists():
+        written = wiring.store.read(order.output)
+        ours = {j.version.path.name for j in jobs}
+        if _version_files(written) & ours:
+            return written, True
+    if not order.timeline.exists() or file_sha256(order.timeline) != record.timeline_sha:
+        return None, False
+    return wiring.store.read(order.timeline), order.overwrite or order.in_place
+
+
+def _version_files(timeline: otio.schema.Timeline) -> set[str]:
+    names = set()
+    for clip in timeline.find_clips():
+        for key, ref in clip.media_references().items():
+            url = getattr(ref, "target_url", "") or ""
+            if key.startswith("retake_v") and url:
+                names.add(Path(url).name)
+    return names
+
+
+def _sweep(record) -> None:
+    """Remove the partial files a killed process left beside the run's outputs (never anything else)."""
+    folders = {record.work_dir / j.name for j in record.jobs} | {Path(j.version["path"]).parent for j in record.jobs}
+    for folder in folders:
+        if folder.is_dir():
+            for leftover in list(folder.glob(".*.partial.*")) + list(folder.glob(".*.part")):
+                leftover.unlink(missing_ok=True)
+    out = record.output
+    if out.parent.is_dir():
+        for leftover in out.parent.glob(f".{out.stem}.*.partial{out.suffix}"):
+            leftover.unlink(missing_ok=True)
+
+
+def order_json(order: RetakeOrder) -> dict:
+    """An order as JSON-ready data (for the journal)."""
+    out = {}
+    for f in dataclasses.fields(order):
+        value = getattr(order, f.name)
+        out[f.name] = str(value) if isinstance(value, Path) else value.value if isinstance(value, RetakeMode) else value
+    return out
+
+
+def order_from(d: dict) -> RetakeOrder:
+    """The order `order_json` wrote."""
+    known = {f.name for f in dataclasses.fields(RetakeOrder)}
+    values = {k: v for k, v in d.items() if k in known}
+    for name in ("timeline", "output", "media_dir"):
+        if values.get(name):
+            values[name] = Path(values[name])
+    values["mode"] = RetakeMode(values["mode"])
+    if values.get("range"):
+        values["range"] = tuple(values["range"])
+    return RetakeOrder(**values)
+
+
+def _job_from(record) -> Job:
+    v = record.version
+    return Job(id=record.name, plan=record.plan, run_id=record.run_id, step=record.step,
+               version=Version(v["number"], v["clip_name"], Path(v["path"]), v.get("provenance") or {}),
+               request_id=record.request_id, submitted=record.submitted, result=record.result, cut_sha=record.cut_sha,
+               request_key=record.request_key, returned_sha=record.returned_sha, version_sha=record.version_sha,
+               reused_from=record.reused_from, error=record.error, error_exit=record.error_exit,
+               recoverable=record.recoverable)

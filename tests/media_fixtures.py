@@ -6,14 +6,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import opentimelineio as otio
 import pytest
 
 from ltx_retake.adapters.ffmpeg_exe import run_ffmpeg
 from ltx_retake.adapters.media_probe import probe_media, read_frames
 from ltx_retake.adapters.testcard import read_index, write_indexed_clip, write_marks_wav
+from ltx_retake.adapters.timeline_files import write_timeline
+from ltx_retake.timing import is_drop_frame_rate, parse_timecode
 
 __all__ = [
     "RATES",
+    "make_project",
     "CORPUS",
     "corpus_video",
     "clip_factory",
@@ -125,3 +129,20 @@ def simulate_return(cut: Path, dest: Path, *, window_offset: int, window_frames:
 def leftovers(folder: Path) -> list[str]:
     """Temporary files a writer left behind in `folder`."""
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+def make_project(folder: Path, rate: Fraction, tc: str, seconds: float = 6.0, suffix: str = ".otio") -> tuple[Path, int]:
+    """One indexed source; three clips from it on V1 (1 s, the middle, 1 s), the timeline starting at `tc`."""
+    frames = round(seconds * rate)
+    src = folder / "source.mov"
+    write_indexed_clip(src, frames=frames, rate=rate, size=(320, 180), timecode=tc, drop_frame=is_drop_frame_rate(rate))
+    start = parse_timecode(tc, rate)
+    one = round(rate)
+    tl = otio.schema.Timeline(name="e2e")
+    tl.global_start_time = otio.opentime.RationalTime(start, float(rate))
+    track = otio.schema.Track(name="V1")
+    for name, a, b in (("A", 0, one), ("B", one, frames - one), ("C", frames - one, frames)):
+        ref = otio.schema.ExternalReference(target_url=str(src), available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start, float(rate)), otio.opentime.RationalTime(frames, float(rate))))
+        track.append(otio.schema.Clip(name=name, media_reference=ref, source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start + a, float(rate)), otio.opentime.RationalTime(b - a, float(rate)))))
+    tl.tracks.append(track)
+    return write_timeline(tl, folder / f"cut{suffix}"), start

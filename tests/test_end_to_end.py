@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
@@ -18,7 +17,7 @@ import pytest
 
 from ltx_retake.adapters.local_service import LocalServiceConfig
 from ltx_retake.adapters.media import FfmpegMediaTool
-from ltx_retake.adapters.testcard import audio_marks, mark_frequency, read_index, write_indexed_clip
+from ltx_retake.adapters.testcard import audio_marks, mark_frequency, read_index
 from ltx_retake.adapters.timeline_files import read_timeline, write_timeline
 from ltx_retake.compose import wiring_for
 from ltx_retake.errors import InputError, SelectionError
@@ -29,29 +28,14 @@ from ltx_retake.adapters.timeline_files import OtioFiles
 from ltx_retake.runner import RetakeOrder, Wiring, run
 from ltx_retake.selection import clip_at
 from ltx_retake.settings import Settings
-from ltx_retake.timing import exact_rate, is_drop_frame_rate, parse_timecode, to_frames
+from ltx_retake.timing import exact_rate, to_frames
+
+from media_fixtures import make_project
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
 QUIRKS = LocalServiceConfig(int_fps=True, snap_8k1=True, audio_24k=True)
 MEDIA = FfmpegMediaTool()
-
-
-def make_project(folder: Path, rate: Fraction, tc: str, seconds: float = 6.0, suffix: str = ".otio") -> tuple[Path, int]:
-    """One indexed source; three clips from it on V1 (1 s, the middle, 1 s), the timeline starting at `tc`."""
-    frames = round(seconds * rate)
-    src = folder / "source.mov"
-    write_indexed_clip(src, frames=frames, rate=rate, size=(320, 180), timecode=tc, drop_frame=is_drop_frame_rate(rate))
-    start = parse_timecode(tc, rate)
-    one = round(rate)
-    tl = otio.schema.Timeline(name="e2e")
-    tl.global_start_time = RT(start, float(rate))
-    track = otio.schema.Track(name="V1")
-    for name, a, b in (("A", 0, one), ("B", one, frames - one), ("C", frames - one, frames)):
-        ref = otio.schema.ExternalReference(target_url=str(src), available_range=TR(RT(start, float(rate)), RT(frames, float(rate))))
-        track.append(otio.schema.Clip(name=name, media_reference=ref, source_range=TR(RT(start + a, float(rate)), RT(b - a, float(rate)))))
-    tl.tracks.append(track)
-    return write_timeline(tl, folder / f"cut{suffix}"), start
 
 
 def shown(tl: otio.schema.Timeline, t: int) -> tuple[str, int]:
@@ -107,7 +91,7 @@ def test_every_frame_of_the_window_and_around_it_is_the_right_one(tmp_path, rate
         outcome = run(order, wiring, log)
     assert outcome.exit_code == 0, [j.error for j in outcome.jobs]
     (job,) = outcome.jobs
-    assert log.steps(job.id) == [Step.PLANNED, Step.CUTTING, Step.UPLOADING, Step.QUEUED, Step.GENERATING,
+    assert log.steps(job.id) == [Step.PLANNED, Step.CUTTING, Step.UPLOADING, Step.SUBMITTING, Step.QUEUED, Step.GENERATING,
                                  Step.DOWNLOADING, Step.CONFORMING, Step.READY, Step.SPLICING, Step.SAVING, Step.SPLICED]
     new = read_timeline(outcome.output)
     assert new.duration() == original.duration()

@@ -1,0 +1,407 @@
+"""The job journal: every job's snapshot in SQLite, written before each step starts, so a crash resumes without paying twice.
+
+One file per user (`journal_path(settings)`), shared by the CLI and the panel. Three tables:
+
+    runs    one retake command: the order as given, the timeline's path and hash, where media goes,
+            and which process owns it (a run whose owner died is "interrupted" and can be resumed)
+    jobs    one window each: the plan, the version it becomes, the step it last entered, the request
+            id and URLs the service gave, the hashes of the input cut, the returned file and the version
+    ledger  what each request was estimated to cost and whether the service took it
+
+Crash tests set LTX_RETAKE_FAILPOINT=<point> to have the process SIGKILL itself right after the journal
+records that point (a step's name, or one of `submitted`, `saved`): a real kill -9 at an exact place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import opentimelineio as otio
+
+from .errors import InputError, redact
+from .paths import file_sha256
+from .plan import Plan
+from .ports import CutSpec, MediaInfo, RetakeMode, SubmittedJob
+from .progress import Step
+
+__all__ = ["Journal", "RunRecord", "JobRecord", "failpoint", "FAILPOINT_ENV"]
+
+FAILPOINT_ENV = "LTX_RETAKE_FAILPOINT"
+_SCHEMA = 1
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    timeline TEXT NOT NULL,
+    timeline_sha TEXT NOT NULL,
+    output TEXT NOT NULL,
+    media_dir TEXT NOT NULL,
+    work_dir TEXT NOT NULL,
+    order_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner_pid INTEGER,
+    owner_host TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    step TEXT NOT NULL,
+    plan_json TEXT NOT NULL,
+    version_json TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    cut_sha TEXT,
+    request_key TEXT,
+    submitted_json TEXT,
+    result_json TEXT,
+    returned_sha TEXT,
+    version_sha TEXT,
+    reused_from TEXT,
+    error TEXT,
+    error_exit INTEGER NOT NULL DEFAULT 0,
+    recoverable INTEGER NOT NULL DEFAULT 0,
+    estimate_usd REAL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs(request_key);
+CREATE TABLE IF NOT EXISTS ledger (
+    request_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    timeline TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    usd REAL,
+    basis TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+
+def failpoint(name: str) -> None:
+    """Kill this process with SIGKILL when LTX_RETAKE_FAILPOINT names this point (crash tests only)."""
+    wanted = os.environ.get(FAILPOINT_ENV)
+    if wanted and wanted == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --- plans and versions as JSON -------------------------------------------------------------------------------
+
+def _range_json(r: otio.opentime.TimeRange) -> dict:
+    return {"start": [r.start_time.value, r.start_time.rate], "duration": [r.duration.value, r.duration.rate]}
+
+
+def _range_from(d: dict) -> otio.opentime.TimeRange:
+    return otio.opentime.TimeRange(otio.opentime.RationalTime(*d["start"]), otio.opentime.RationalTime(*d["duration"]))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, RetakeMode):
+        return value.value
+    if isinstance(value, otio.opentime.TimeRange):
+        return _range_json(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def plan_json(plan: Plan) -> dict:
+    """A plan as JSON-ready data (exact rates as fractions in text)."""
+    out = {}
+    for f in dataclasses.fields(plan):
+        value = getattr(plan, f.name)
+        if dataclasses.is_dataclass(value):
+            value = {g.name: _plain(getattr(value, g.name)) for g in dataclasses.fields(value)}
+        out[f.name] = _plain(value)
+    return out
+
+
+def plan_from(d: dict) -> Plan:
+    """The plan `plan_json` wrote."""
+    media = dict(d["media"])
+    media["frame_rate"] = Fraction(media["frame_rate"])
+    media["sample_aspect"] = Fraction(media["sample_aspect"])
+    cut = dict(d["cut"])
+    cut["frame_rate"] = Fraction(cut["frame_rate"])
+    values = dict(d)
+    values.update(
+        media=MediaInfo(**media), cut=CutSpec(**cut), mode=RetakeMode(d["mode"]), scalar=Fraction(d["scalar"]),
+        notes=tuple(d["notes"]), record_range=_range_from(d["record_range"]), source_range=_range_from(d["source_range"]),
+        version_range=_range_from(d["version_range"]),
+    )
+    return Plan(**values)
+
+
+@dataclasses.dataclass
+class JobRecord:
+    """A job as the journal holds it."""
+
+    id: str
+    run_id: str
+    name: str
+    step: Step
+    plan: Plan
+    version: dict                       # number, clip_name, path, provenance
+    cut_sha: str | None = None
+    request_key: str | None = None
+    submitted: SubmittedJob | None = None
+    result: dict | None = None          # url and what else the service said about the file
+    returned_sha: str | None = None
+    version_sha: str | None = None
+    reused_from: str | None = None
+    error: str | None = None
+    error_exit: int = 0
+    recoverable: bool = False
+    estimate_usd: float | None = None
+    updated: float = 0.0
+
+    @property
+    def request_id(self) -> str | None:
+        return self.submitted.request_id if self.submitted else None
+
+    @property
+    def unfinished(self) -> bool:
+        """Not done: a crash stopped it, or it failed in a way that resuming can mend."""
+        return not self.step.finished or (self.step == Step.FAILED and self.recoverable)
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """A run as the journal holds it."""
+
+    id: str
+    created: float
+    timeline: Path
+    timeline_sha: str
+    output: Path
+    media_dir: Path
+    work_dir: Path
+    order: dict
+    state: str                          # running | finished | interrupted (running, and its owner is gone)
+    owner_pid: int | None
+    owner_host: str | None
+    jobs: list[JobRecord]
+
+    @property
+    def unfinished(self) -> list[JobRecord]:
+        return [j for j in self.jobs if j.unfinished]
+
+
+def _owner_alive(pid: int | None, host: str | None) -> bool:
+    if not pid or host != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:  # a zombie (killed, not yet reaped by its parent) is gone for our purposes
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().split(b") ", 1)[1][:1] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Journal:
+    """The SQLite journal. Thread-safe; every write is its own committed transaction."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA:
+                raise InputError(f"The job journal {self.path} was written by a newer ltx-retake (schema {version}); "
+                                 "upgrade ltx-retake, or set LTX_RETAKE_JOURNAL to another file.")
+            self._db.executescript(_TABLES)
+            self._db.execute(f"PRAGMA user_version={_SCHEMA}")
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"The job journal {self.path} cannot be opened ({exc}); move it aside (it may be damaged) "
+                             "or set LTX_RETAKE_JOURNAL to another file.") from None
+        except OSError as exc:
+            raise InputError(f"The job journal's folder {self.path.parent} cannot be created ({exc.strerror or exc}); "
+                             "set LTX_RETAKE_JOURNAL to a writable file.") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write(self, sql: str, args: tuple = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    # --- runs ---------------------------------------------------------------------------------------------------
+
+    def begin_run(self, *, order: dict, timeline: Path, timeline_sha: str, output: Path, media_dir: Path, work_dir: Path,
+                  jobs: list) -> str:
+        """Record a run and its planned jobs in one transaction; returns the run id."""
+        run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, now, now, str(timeline), timeline_sha, str(output), str(media_dir), str(work_dir),
+                     json.dumps(order), "running", os.getpid(), socket.gethostname()))
+                for job in jobs:
+                    job.run_id = run_id
+                    self._db.execute(
+                        "INSERT INTO jobs (id, run_id, name, step, plan_json, version_json, prompt, mode, provider, model, "
+                        "estimate_usd, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (f"{run_id}/{job.id}", run_id, job.id, job.step.value, json.dumps(plan_json(job.plan)),
+                         json.dumps(_version_json(job.version)), job.plan.prompt, job.plan.mode.value, job.plan.provider,
+                         job.plan.model, job.plan.estimate_usd, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return run_id
+
+    def claim(self, run_id: str) -> None:
+        """Make this process the run's owner; refuse when another live process still runs it."""
+        run = self.run(run_id)
+        if run.state == "running" and run.owner_pid != os.getpid() and _owner_alive(run.owner_pid, run.owner_host):
+            raise InputError(f"Run {run_id} is still running in process {run.owner_pid}; wait for it or stop it first.")
+        self._write("UPDATE runs SET state='running', owner_pid=?, owner_host=?, updated=? WHERE id=?",
+                    (os.getpid(), socket.gethostname(), time.time(), run_id))
+
+    def finish_run(self, run_id: str) -> None:
+        self._write("UPDATE runs SET state='finished', owner_pid=NULL, updated=? WHERE id=?", (time.time(), run_id))
+
+    def run(self, run_id: str) -> RunRecord:
+        rows = self._rows("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            rows = self._rows("SELECT * FROM runs WHERE id LIKE ? ORDER BY created DESC", (f"%{run_id}%",))
+            if len(rows) != 1:
+                raise InputError(f"No run {run_id!r} in the journal {self.path}" + (" (several match; give more of the id)"
+                                 if rows else "") + "; `ltx-retake jobs` lists the runs.")
+        return self._run_from(rows[0])
+
+    def runs(self, limit: int | None = 20) -> list[RunRecord]:
+        """The latest runs, newest first."""
+        rows = self._rows("SELECT * FROM runs ORDER BY created DESC" + (f" LIMIT {int(limit)}" if limit else ""))
+        return [self._run_from(r) for r in rows]
+
+    def interrupted(self) -> list[RunRecord]:
+        """Runs with jobs left to finish whose process is gone, oldest first."""
+        rows = self._rows("SELECT DISTINCT runs.* FROM runs JOIN jobs ON jobs.run_id = runs.id "
+                          "WHERE runs.state != 'finished' OR jobs.recoverable = 1 ORDER BY runs.created")
+        runs = [self._run_from(r) for r in rows]
+        return [r for r in runs if r.unfinished and r.state != "running"]
+
+    def _run_from(self, row: dict) -> RunRecord:
+        jobs = [self._job_from(j) for j in self._rows("SELECT * FROM jobs WHERE run_id=? ORDER BY rowid", (row["id"],))]
+        state = row["state"]
+        if state == "running" and not _owner_alive(row["owner_pid"], row["owner_host"]):
+            state = "interrupted"
+        return RunRecord(row["id"], row["created"], Path(row["timeline"]), row["timeline_sha"], Path(row["output"]),
+                         Path(row["media_dir"]), Path(row["work_dir"]), json.loads(row["order_json"]), state,
+                         row["owner_pid"], row["owner_host"], jobs)
+
+    # --- jobs ---------------------------------------------------------------------------------------------------
+
+    def record(self, job, *, point: str | None = None) -> None:
+        """Write the job's snapshot (committed before the caller goes on), then honour a failpoint."""
+        submitted = dataclasses.asdict(job.submitted) if job.submitted else None
+        self._write(
+            "UPDATE jobs SET step=?, version_json=?, cut_sha=?, request_key=?, submitted_json=?, result_json=?, "
+            "returned_sha=?, version_sha=?, reused_from=?, error=?, error_exit=?, recoverable=?, updated=? WHERE id=?",
+            (job.step.value, json.dumps(_version_json(job.version)), job.cut_sha, job.request_key,
+             json.dumps(submitted) if submitted else None, json.dumps(job.result) if job.result else None,
+             job.returned_sha, job.version_sha, job.reused_from, redact(job.error) if job.error else None, job.error_exit,
+             int(job.recoverable), time.time(), f"{job.run_id}/{job.id}"))
+        failpoint(point or job.step.value)
+
+    def _job_from(self, row: dict) -> JobRecord:
+        return JobRecord(
+            id=row["name"], run_id=row["run_id"], name=row["name"], step=Step(row["step"]),
+            plan=plan_from(json.loads(row["plan_json"])), version=json.loads(row["version_json"]),
+            cut_sha=row["cut_sha"], request_key=row["request_key"],
+            submitted=SubmittedJob(**json.loads(row["submitted_json"])) if row["submitted_json"] else None,
+            result=json.loads(row["result_json"]) if row["result_json"] else None, returned_sha=row["returned_sha"],
+            version_sha=row["version_sha"], reused_from=row["reused_from"], error=row["error"],
+            error_exit=row["error_exit"], recoverable=bool(row["recoverable"]), estimate_usd=row["estimate_usd"],
+            updated=row["updated"])
+
+    def reusable(self, request_key: str, *, not_job: str) -> JobRecord | None:
+        """The newest earlier job with the same request whose version file is still there, unchanged."""
+        for row in self._rows("SELECT * FROM jobs WHERE request_key=? AND version_sha IS NOT NULL AND id != ? "
+                              "ORDER BY updated DESC", (request_key, not_job)):
+            job = self._job_from(row)
+            path = Path(job.version.get("path", ""))
+            if path.is_file() and file_sha256(path) == job.version_sha:
+                return job
+        return None
+
+    # --- the ledger ---------------------------------------------------------------------------------------------
+
+    def charge(self, job, timeline: Path, status: str) -> None:
+        """Note a request in the ledger: sent (the estimate may be billed), charged, failed or cancelled."""
+        if not job.submitted:
+            return
+        plan = job.plan
+        self._write(
+            "INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET status=excluded.status, "
+            "at=excluded.at",
+            (job.submitted.request_id, f"{job.run_id}/{job.id}", job.run_id, str(timeline), plan.provider, plan.model,
+             plan.input_seconds, plan.estimate_usd, plan.price_basis, status, time.time()))
+
+    def ledger(self) -> list[dict]:
+        return self._rows("SELECT * FROM ledger ORDER BY at")
+
+    def iter_jobs(self) -> Iterator[JobRecord]:
+        for row in self._rows("SELECT * FROM jobs ORDER BY updated"):
+            yield self._job_from(row)
+
+
+def _version_json(version) -> dict:
+    if version is None:
+        return {}
+    return {"number": version.number, "clip_name": version.clip_name, "path": str(version.path),
+            "provenance": version.provenance}
