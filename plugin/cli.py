@@ -1,8 +1,9 @@
-"""The `ltx-retake` command line: retake, versions, use, serve, demo. Exit codes a script can rely on.
+"""The `ltx-retake` command line: retake, resume, jobs, costs, versions, use, serve, demo. Exit codes a script can rely on.
 
     0    every job done (the new timeline is written)
     1    an unexpected error (a bug: please report it with the command line)
-    2    bad input: timeline, selection, limits or arguments; nothing was sent, nothing was charged
+    2    bad input: timeline, selection, limits or arguments, or an estimate above the cost threshold without --yes;
+         nothing was sent, nothing was charged
     3    media: ffmpeg could not cut, conform or verify
     4    service: refused, failed, unreachable, or no key
     5    the result could not be spliced into the timeline
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, RetakeError, redact, register_secret
+from .costs import estimate
 from .ports import RetakeMode
 from .progress import JobEvent, Step
 from .settings import load_settings
@@ -83,13 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, required=True, help="the new timeline to write (.otio keeps every version)")
     r.add_argument("--media-dir", type=Path, help="where retake media goes (default: the output_dir setting, else beside "
                    "the timeline's earlier retakes, else <timeline>_retakes/ beside the output)")
+    r.add_argument("--max-parallel", type=int, default=4, metavar="N", help="jobs in flight at once (default 4; fal starts "
+                   "new accounts at 2 concurrent)")
     r.add_argument("--per-clip", action="store_true", help="a range across cuts becomes one job per clip")
     r.add_argument("--split", action="store_true", help="a window over the service's limit becomes several jobs")
     r.add_argument("--force", action="store_true", help="replace the output file if it exists")
     r.add_argument("--in-place", action="store_true", help="allow -o to be the input timeline itself")
     r.add_argument("--dry-run", action="store_true", help="plan and print, send nothing")
+    r.add_argument("--yes", action="store_true", help="send without asking even when the estimate is above the cost threshold")
+    r.add_argument("--fresh", action="store_true", help="pay for a new generation even when an identical request has a result")
     r.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     r.add_argument("--quiet", action="store_true", help="print only failures on stderr")
+
+    re_ = sub.add_parser("resume", help="finish runs a crash or a lost network interrupted, without paying twice")
+    re_.add_argument("run", nargs="?", help="a run id from `ltx-retake jobs` (default: every interrupted run)")
+    re_.add_argument("--resubmit", action="store_true", help="send again requests whose submit may not have reached the service")
+    re_.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    re_.add_argument("--quiet", action="store_true", help="print only failures on stderr")
+
+    j = sub.add_parser("jobs", help="list the journal's runs and the state of their jobs")
+    j.add_argument("--all", action="store_true", help="every run, not only the latest 20")
+    j.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("costs", help="what was spent, by timeline and by day, from the journal's ledger")
+    c.add_argument("--json", action="store_true")
 
     v = sub.add_parser("versions", help="list the clips that have retakes, their versions and the active one")
     _add_timeline_args(v)
@@ -121,7 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_retake(a: argparse.Namespace) -> int:
     from .compose import model_for, offline_wiring, wiring_for
     from .runner import RetakeOrder, prepare, run
-    from .progress import EventLog
 
     settings = load_settings()
     if not a.markers and not a.prompt:
@@ -131,26 +149,58 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         model=model_for(a.provider, settings, a.model), clip=a.clip, range=tuple(a.range) if a.range else None,
         markers=a.markers, track=a.track, per_clip=a.per_clip, split=a.split, placement=a.placement,
         media_dir=a.media_dir or (Path(settings.output_dir) if settings.output_dir else None),
-        overwrite=a.force, in_place=a.in_place,
+        overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel), local_protocol=a.local_protocol, rate=a.rate,
+        timeline_name=a.timeline_name,
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
         _, jobs, media_dir = prepare(order, offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name), printer)
         _report(a, jobs, None, media_dir)
+        print(estimate([j.plan for j in jobs]).sentence(), file=sys.stderr)
         return 0
-    log = EventLog(printer)
+
+    def confirm(jobs) -> bool:
+        return _confirm_cost(estimate([j.plan for j in jobs]), settings.cost_threshold_usd, a.yes)
+
+    def work(journal, log, cancel):
+        with wiring_for(a.provider, settings, model=a.model, local_protocol=a.local_protocol, rate=a.rate,
+                        timeline_name=a.timeline_name) as wiring:
+            return [run(order, wiring, log, cancel, journal=journal, confirm=confirm)]
+
+    return _in_worker(a, settings, work)
+
+
+def _confirm_cost(est, threshold: float, yes: bool) -> bool:
+    """Ask on the terminal when the estimate is above the threshold; a script must pass --yes."""
+    if yes or not est.needs_confirmation(threshold):
+        return True
+    detail = "\n".join(f"  {line}" for line in est.basis)
+    if not sys.stdin.isatty():
+        raise InputError(f"{est.sentence().capitalize()}, above your threshold of ${threshold:.2f}:\n{detail}\n"
+                         "Nothing was sent. Pass --yes to send it, or raise cost_threshold_usd in the settings.")
+    print(f"{est.sentence().capitalize()} (threshold ${threshold:.2f}):\n{detail}", file=sys.stderr)
+    print("Send? [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _in_worker(a: argparse.Namespace, settings, work) -> int:
+    """Run `work(journal, log, cancel)` off the main thread so Ctrl-C can cancel on the service, then report."""
+    from .journal import Journal
+    from .progress import EventLog
+    from .settings import journal_path
+
+    log = EventLog(ConsoleProgress(quiet=a.quiet))
     cancel = threading.Event()
     box: dict = {}
 
-    def work() -> None:
+    def target() -> None:
         try:
-            with wiring_for(a.provider, settings, model=a.model, local_protocol=a.local_protocol, rate=a.rate,
-                            timeline_name=a.timeline_name) as wiring:
-                box["outcome"] = run(order, wiring, log, cancel)
+            with Journal(journal_path(settings)) as journal:
+                box["outcomes"] = work(journal, log, cancel)
         except BaseException as exc:  # handed to the main thread, which reports it
             box["error"] = exc
 
-    worker = threading.Thread(target=work, name="ltx-retake-run", daemon=True)
+    worker = threading.Thread(target=target, name="ltx-retake-run", daemon=True)
     worker.start()
     try:
         while worker.is_alive():
@@ -166,16 +216,18 @@ def _cmd_retake(a: argparse.Namespace) -> int:
             return 130
     if "error" in box:
         raise box["error"]
-    outcome = box.get("outcome")
-    if outcome is None:
+    outcomes = box.get("outcomes")
+    if outcomes is None:
         return 130
-    _report(a, outcome.jobs, outcome.output, outcome.media_dir)
-    return outcome.exit_code
+    for outcome in outcomes:
+        _report(a, outcome.jobs, outcome.output, outcome.media_dir, outcome.run_id)
+    return max((o.exit_code for o in outcomes), default=0)
 
 
-def _report(a, jobs, output, media_dir) -> None:
+def _report(a, jobs, output, media_dir, run_id: str = "") -> None:
     if a.json:
         print(json.dumps({
+            "run": run_id or None,
             "output": str(output) if output else None,
             "media_dir": str(media_dir),
             "jobs": [{
@@ -183,7 +235,7 @@ def _report(a, jobs, output, media_dir) -> None:
                 "version": j.version.name if j.version else None,
                 "file": str(j.version.path) if j.version and j.step == Step.SPLICED else None,
                 "request_id": j.request_id, "error": j.error, "notes": list(j.plan.notes),
-                "estimate_usd": j.plan.estimate_usd,
+                "estimate_usd": j.plan.estimate_usd, "recoverable": j.recoverable, "reused_from": j.reused_from,
             } for j in jobs],
         }, indent=2))
         return
@@ -196,6 +248,79 @@ def _report(a, jobs, output, media_dir) -> None:
             print(f"{j.step.value}\t{j.plan.label}\t{j.error}" + (f"\trequest {j.request_id}" if j.request_id else ""))
     if output:
         print(f"timeline\t{output}")
+    if run_id and any(j.recoverable or not j.step.finished for j in jobs):
+        print(f"resume\tltx-retake resume {run_id}")
+
+
+def _cmd_resume(a: argparse.Namespace) -> int:
+    from .compose import wiring_for
+    from .runner import order_from, resume
+
+    settings = load_settings()
+
+    def work(journal, log, cancel):
+        runs = [journal.run(a.run)] if a.run else journal.interrupted()
+        if not runs:
+            print("Nothing to resume: every run in the journal is finished.", file=sys.stderr)
+        outcomes = []
+        for record in runs:
+            order = order_from(record.order)
+            with wiring_for(order.provider, settings, model=order.model, local_protocol=order.local_protocol,
+                            rate=order.rate, timeline_name=order.timeline_name) as wiring:
+                outcomes.append(resume(record.id, wiring, journal, log, cancel, resubmit=a.resubmit))
+            if cancel.is_set():
+                break
+        return outcomes
+
+    return _in_worker(a, settings, work)
+
+
+def _cmd_jobs(a: argparse.Namespace) -> int:
+    from .journal import Journal
+    from .settings import journal_path
+
+    with Journal(journal_path(load_settings())) as journal:
+        runs = journal.runs(limit=None if a.all else 20)
+    if a.json:
+        print(json.dumps([{
+            "run": r.id, "state": r.state, "timeline": str(r.timeline), "output": str(r.output),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created)),
+            "jobs": [{"id": j.name, "state": j.step.value, "clip": j.plan.clip_name, "record": j.plan.record_timecode,
+                      "request_id": j.request_id, "error": j.error, "recoverable": j.recoverable,
+                      "version": j.version.get("path")} for j in r.jobs],
+        } for r in runs], indent=2))
+        return 0
+    if not runs:
+        print("The journal has no runs yet.", file=sys.stderr)
+    for r in runs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+        print(f"{r.id}\t{r.state}\t{when}\t{r.timeline.name} -> {r.output.name}")
+        for j in r.jobs:
+            extra = f"\trequest {j.request_id}" if j.request_id else ""
+            extra += f"\t{j.error}" if j.error else ""
+            print(f"  {j.name}\t{j.step.value}{' (resumable)' if j.recoverable else ''}\t{j.plan.clip_name}\t"
+                  f"{j.plan.record_timecode}{extra}")
+    return 0
+
+
+def _cmd_costs(a: argparse.Namespace) -> int:
+    from .costs import spend_report
+    from .journal import Journal
+    from .settings import journal_path
+
+    with Journal(journal_path(load_settings())) as journal:
+        report = spend_report(journal.ledger())
+    if a.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for title, rows in (("by timeline", report["by_timeline"]), ("by day", report["by_day"])):
+        print(f"spend {title}")
+        print("  requests\tspent\tunpriced\tfailed\tcancelled\t" + ("timeline" if title == "by timeline" else "day"))
+        for b in rows:
+            print(f"  {b['requests']}\t${b['spent_usd']:.2f}\t{b['unpriced']}\t{b['failed']}\t{b['cancelled']}\t{b['key']}")
+    if not report["by_day"]:
+        print("Nothing spent yet.", file=sys.stderr)
+    return 0
 
 
 def _cmd_versions(a: argparse.Namespace) -> int:
@@ -264,7 +389,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"retake": _cmd_retake, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo}
+COMMANDS = {"retake": _cmd_retake, "resume": _cmd_resume, "jobs": _cmd_jobs, "costs": _cmd_costs, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
