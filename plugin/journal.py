@@ -201,7 +201,7 @@ class RunRecord:
     media_dir: Path
     work_dir: Path
     order: dict
-    state: str                          # running | finished | interrupted (running, and its owner is gone)
+    state: str                          # running | finished | incomplete | interrupted (its process died while running)
     owner_pid: int | None
     owner_host: str | None
     jobs: list[JobRecord]
@@ -311,8 +311,10 @@ class Journal:
         self._write("UPDATE runs SET state='running', owner_pid=?, owner_host=?, updated=? WHERE id=?",
                     (os.getpid(), socket.gethostname(), time.time(), run_id))
 
-    def finish_run(self, run_id: str) -> None:
-        self._write("UPDATE runs SET state='finished', owner_pid=NULL, updated=? WHERE id=?", (time.time(), run_id))
+    def finish_run(self, run_id: str, *, complete: bool = True) -> None:
+        """Let go of a run: finished, or incomplete (jobs left that `resume` can pick up, or that await --resubmit)."""
+        self._write("UPDATE runs SET state=?, owner_pid=NULL, updated=? WHERE id=?",
+                    ("finished" if complete else "incomplete", time.time(), run_id))
 
     def run(self, run_id: str) -> RunRecord:
         rows = self._rows("SELECT * FROM runs WHERE id=?", (run_id,))

@@ -17,8 +17,9 @@ from typing import Callable
 
 import opentimelineio as otio
 
-from .errors import (CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError, RetakeError, SelectionError,
-                     SpliceError, SubmitUncertainError, TransientServiceError, redact)
+from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError,
+                     RetakeError, SelectionError, ServiceValidationError, SpliceError, SubmitUncertainError,
+                     TransientServiceError, redact)
 from .journal import Journal, failpoint
 from .limits import limits_for
 from .paths import file_sha256, safe_stem, same_file
@@ -258,6 +259,9 @@ class _Runner:
                 except RetakeError:
                     pass
             self._fail(job, exc, Step.CANCELLED)
+        except SubmitUncertainError as exc:  # the request may be running, and billed: never sent again unasked
+            self._fail(job, exc, Step.SUBMITTING, note="check the service's dashboard; `ltx-retake resume --resubmit` "
+                                                       "sends it again")
         except RetakeError as exc:
             if isinstance(exc, (JobFailedError, ContentRefusedError)):
                 self._charge(job, "failed")
@@ -358,19 +362,25 @@ class _Runner:
             self.log(JobEvent(job.id, job.step, "", log=status.logs))
 
     def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED, note: str = "", recoverable: bool = False) -> None:
-        job.error = redact(str(exc)) + (f" ({note})" if note else "")
-        job.error_exit = exc.exit_code
         rid = getattr(exc, "request_id", None) or job.request_id
         if rid:
             job.request_id = rid
-        # a request the service still holds, or a paid version that only needs writing: resuming mends these
-        job.recoverable = recoverable or (job.submitted is not None and isinstance(exc, (TransientServiceError, MediaError))
-                                          and step == Step.FAILED)
+        text = redact(str(exc))
+        job.error = text + (f" (request id {rid})" if rid and rid not in text else "") + (f" ({note})" if note else "")
+        job.error_exit = exc.exit_code
+        # After the submit, anything but the service's own verdict can be mended by resuming: the request is
+        # followed by its id, the result fetched again (a return that did not conform is downloaded anew).
+        # Before any submit was accepted nothing is paid: a refusal that may pass later (a busy service, a key
+        # fixed since) is started over from the cut.
+        job.recoverable = recoverable or (step == Step.FAILED and not isinstance(exc, _FINAL) and (
+            job.submitted is not None or isinstance(exc, (TransientServiceError, AuthError, BalanceError))))
+        if job.recoverable and job.step == Step.CONFORMING:
+            job.returned_sha = None
         job.step = step
         self._save(job)
         kept = f"; what was fetched is kept in {job.returned_path.parent}" if job.returned_path and job.returned_path.exists() else ""
         again = "; `ltx-retake resume` picks it up" if job.recoverable else ""
-        self.log(JobEvent(job.id, step, job.error + (f" (request id {rid})" if rid else "") + kept + again))
+        self.log(JobEvent(job.id, step, job.error + kept + again))
 
     def _provenance(self, job: Job, extra: dict) -> dict:
         p = job.plan
@@ -393,6 +403,9 @@ class _Runner:
             "notes": list(p.notes),
             **({"engine": extra["engine"]} if extra.get("engine") else {}),
         }
+
+
+_FINAL = (JobFailedError, ContentRefusedError, ServiceValidationError, SpliceError)  # the same again would end the same
 
 
 def _intact(path: Path | None, sha: str | None) -> bool:
@@ -497,8 +510,8 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
         list(pool.map(runner.generate, jobs))
     output = _splice_and_save(timeline, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
     _tidy(work)
-    if journal is not None and not any(j.recoverable or not j.step.finished for j in jobs):
-        journal.finish_run(run_id)
+    if journal is not None:
+        journal.finish_run(run_id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
     return Outcome(jobs, output, media_dir, log, run_id)
 
 
@@ -546,8 +559,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
         if output is None and any(j.step == Step.SPLICED for j in jobs) and order.output.exists():
             output = order.output
     _tidy(record.work_dir)
-    if not any(j.recoverable or not j.step.finished for j in jobs):
-        journal.finish_run(record.id)
+    journal.finish_run(record.id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
     return Outcome(jobs, output, record.media_dir, log, record.id)
 
 

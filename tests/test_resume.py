@@ -218,13 +218,16 @@ def test_a_kill_while_a_submit_is_in_flight_never_sends_it_again_unasked(service
     resumed = _cli([sys.executable, "-m", "ltx_retake", "resume"], _env(service, journal))
     assert resumed.returncode == 4, resumed.stderr
     assert "may have reached the service" in resumed.stdout and "--resubmit" in resumed.stdout
-    assert _submits(service) - submits == 1, "resume sent a request whose fate it did not know"
+    # the other job, never sent, went through; the uncertain one was left alone
+    assert _submits(service) - submits == 2, "resume sent a request whose fate it did not know"
     with Journal(journal) as j:
         (run,) = j.runs()
-        assert run.state == "interrupted" and "submitting" in {job.step.value for job in run.jobs}
+        assert run.state == "incomplete" and sorted(job.step.value for job in run.jobs) == ["spliced", "submitting"]
     again = _cli([sys.executable, "-m", "ltx_retake", "resume", "--resubmit"], _env(service, journal))
     assert again.returncode == 0, again.stderr
-    assert _submits(service) - submits == 2, "--resubmit sends it again, as the user asked"
+    assert _submits(service) - submits == 3, "--resubmit sends it again, as the user asked"
+    names = [c.name for c in read_timeline(folder / "out.otio").find_clips()]
+    assert names == ["A", "B", "B_retake_v001", "B", "B_retake_v002", "B", "C"], names
 
 
 def test_resume_refuses_a_run_another_live_process_owns(service, project, tmp_path):
