@@ -20,6 +20,7 @@ from ..errors import (
     redact,
     register_secret,
 )
+from ..paths import safe_file_name
 from ..ports import ProgressFn, ResultMedia, ServiceStatus, SubmittedJob
 from ..settings import Secret
 from .http_policy import (
@@ -133,7 +134,7 @@ class FalClient(QueueClient):
         self._poll(job, tracker, started, should_stop)
 
     def _follow_stream(self, job: SubmittedJob, tracker: StatusTracker, should_stop: Callable[[], bool] | None) -> bool:
-        url = f"{job.status_url.rstrip('/')}/stream"
+        url = self._checked(f"{job.status_url.rstrip('/')}/stream", "follow the job's status")
         timeout = httpx.Timeout(10.0, read=self._stream_read_timeout)
         try:
             with self._http.stream("GET", url, params={"logs": "1"}, headers={**self._auth(url),
@@ -187,7 +188,7 @@ class FalClient(QueueClient):
 
     def result(self, job: SubmittedJob) -> ResultMedia:
         """GET the response URL and describe the returned video."""
-        return media_from_output(self._result_json(job), provider="fal", request_id=job.request_id)
+        return self._remember(job, media_from_output(self._result_json(job), provider="fal", request_id=job.request_id))
 
     def cancel(self, job: SubmittedJob) -> str:
         """PUT the cancel URL; returns fal's answer (OK, CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND)."""
@@ -215,7 +216,8 @@ def media_from_output(data: Any, *, provider: str, request_id: str | None) -> Re
         raise ServiceError(
             f"The {provider} result for request {request_id} has no video in it; the job may have failed. "
             f"Check the service's dashboard.", request_id=request_id)
-    url = check_http_url(str(video["url"]), what=f"The {provider} result's video URL")
+    url = check_http_url(str(video["url"]), what=f"The {provider} result's video URL", https_unless_loopback=True)
+    name = video.get("file_name")
 
     def num(key: str, kind: type) -> Any:
         value = video.get(key)
@@ -227,7 +229,8 @@ def media_from_output(data: Any, *, provider: str, request_id: str | None) -> Re
     extra = {k: v for k, v in data.items() if k not in ("video", "videos")} if isinstance(data, dict) else {}
     extra.update({k: v for k, v in video.items()
                   if k not in ("url", "file_name", "content_type", "file_size", "width", "height", "fps", "num_frames")})
-    return ResultMedia(url=url, file_name=video.get("file_name"), content_type=video.get("content_type"),
+    return ResultMedia(url=url, file_name=safe_file_name(str(name), "result.mp4") if name else None,
+                       content_type=video.get("content_type"),
                        file_size=num("file_size", int), width=num("width", int), height=num("height", int),
                        fps=num("fps", float), num_frames=num("num_frames", int), extra=extra)
 
@@ -274,7 +277,7 @@ class FalStorage:
                 str(data["base_url"]).rstrip("/")
         except (ValueError, KeyError, TypeError):
             raise ServiceError("fal storage answered the token request without a token; try the upload again.") from None
-        check_http_url(base_url, what="fal storage's upload address")
+        check_http_url(base_url, what="fal storage's upload address", https_unless_loopback=True)
         register_secret(token)
         self._token = (token_type, token, base_url, _epoch(data.get("expires_at"), default=now + 600))
         return self._token[:3]
@@ -287,7 +290,7 @@ class FalStorage:
             cached = self._token is not None
             token_type, token, base_url = self._storage_token()
             headers = {"Authorization": f"{token_type} {token}", "Content-Type": content_type,
-                       "X-Fal-File-Name": path.name}
+                       "X-Fal-File-Name": safe_file_name(path.name, "upload.bin")}
             try:
                 if size <= self.multipart_threshold:
                     url = self._single(path, size, base_url, headers, on_progress)
@@ -300,7 +303,7 @@ class FalStorage:
                 self._token = None           # a cached token the CDN no longer takes: get a fresh one, once
         if on_progress:
             on_progress(1.0)
-        return check_http_url(url, what="fal storage's file URL")
+        return check_http_url(url, what="fal storage's file URL", https_unless_loopback=True)
 
     def _single(self, path: Path, size: int, base_url: str, headers: dict, on_progress: ProgressFn | None) -> str:
         response = call(self._http, "POST", f"{base_url}/files/upload",
@@ -314,7 +317,7 @@ class FalStorage:
                         policy=self._retry, profile=FAL, what=f"start a multipart upload of {path.name}")
         access_url = _field(response, "access_url", "fal storage's multipart answer").rstrip("/")
         upload_id = _field(response, "uploadId", "fal storage's multipart answer")
-        check_http_url(access_url, what="fal storage's multipart address")
+        check_http_url(access_url, what="fal storage's multipart address", https_unless_loopback=True)
         parts: list[dict] = []
         part_headers = {"Authorization": headers["Authorization"], "Content-Type": headers["Content-Type"]}
         with open(path, "rb") as fh:

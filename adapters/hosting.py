@@ -23,37 +23,47 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from ..errors import ServiceError
+from ..paths import safe_file_name
 from ..ports import ProgressFn
+from ..settings import Secret
 from .http_policy import FILE_HOST, RetryPolicy, ServiceProfile, call, check_http_url, streamed_file
 
 __all__ = ["LoopbackUpload", "UserUrlHost", "unique_name"]
 
 LOCAL = ServiceProfile(name="the local retake service",
-                       key_hint="check the local service is running and its address is right")
+                       key_hint="check the local service is running, its address is right, and the key sent is the "
+                                "one it requires (its require_key, or LTX_RETAKE_SERVE_KEY where `ltx-retake serve` runs)")
 
 
 def unique_name(path: Path) -> str:
-    """A name that will not collide on a shared host: `<stem>-<8 hex><suffix>`, URL-safe."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:80] or "clip"
-    return f"{stem}-{uuid.uuid4().hex[:8]}{Path(path).suffix.lower()}"
+    """A name that will not collide on a shared host: `<stem>-<8 hex><suffix>`, URL-safe (see `safe_file_name`)."""
+    stem = safe_file_name(Path(path).stem, "clip", limit=80)
+    suffix = safe_file_name(Path(path).suffix.lower(), "", limit=11)
+    return f"{stem}-{uuid.uuid4().hex[:8]}{'.' + suffix if suffix else ''}"
 
 
 class LoopbackUpload:
-    """A FileHost on the embedded local service: `POST <base_url>/upload` streams the file, the answer has `url`."""
+    """A FileHost on the embedded local service: `POST <base_url>/upload` streams the file, the answer has `url`.
 
-    def __init__(self, http: httpx.Client, base_url: str, *, sleep: Callable[[float], None] = time.sleep,
-                 retry: RetryPolicy | None = None):
+    When the service requires a key, `key` is sent as `Authorization: Bearer <key>` (the local service takes
+    its key in either protocol's form).
+    """
+
+    def __init__(self, http: httpx.Client, base_url: str, *, key: Secret | None = None,
+                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None):
         self._http = http
         self.base_url = base_url.rstrip("/")
+        self._key = key
         self._retry = retry or RetryPolicy(sleep=sleep)
 
     def upload(self, path: Path, content_type: str, on_progress: ProgressFn | None = None) -> str:
         path = Path(path)
         size = path.stat().st_size
+        auth = {"Authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
         response = call(self._http, "POST", f"{self.base_url}/upload",
                         content=streamed_file(path, size, on_progress),
-                        headers={"Content-Type": content_type, "Content-Length": str(size),
-                                 "X-File-Name": quote(path.name)},
+                        headers={**auth, "Content-Type": content_type, "Content-Length": str(size),
+                                 "X-File-Name": quote(safe_file_name(path.name, "upload.bin"))},
                         policy=self._retry, profile=LOCAL, what=f"upload {path.name}")
         try:
             url = str(response.json()["url"])
@@ -62,7 +72,7 @@ class LoopbackUpload:
                                "ltx-retake local service?") from None
         if on_progress:
             on_progress(1.0)
-        return check_http_url(url, what="The local service's file URL")
+        return check_http_url(url, what="The local service's file URL", https_unless_loopback=True)
 
 
 class UserUrlHost:

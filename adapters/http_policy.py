@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ __all__ = [
     "error_for_response",
     "retry_after_seconds",
     "check_http_url",
+    "is_loopback",
     "same_site",
     "file_chunks",
     "streamed_file",
@@ -67,13 +69,15 @@ class ServiceProfile:
 
 FAL = ServiceProfile(
     name="fal",
-    key_hint="check FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET, or the fal_key setting) holds a valid fal key",
+    key_hint="check FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET, the OS keyring's ltx-retake/fal entry, or the "
+             "fal_key setting) holds a valid fal key",
     dashboard="https://fal.ai/dashboard/requests",
     billing="https://fal.ai/dashboard/billing",
 )
 RUNCOMFY = ServiceProfile(
     name="RunComfy",
-    key_hint="check RUNCOMFY_TOKEN (or the runcomfy_token setting) holds a valid RunComfy API token",
+    key_hint="check RUNCOMFY_TOKEN (or the OS keyring's ltx-retake/runcomfy entry, or the runcomfy_token setting) "
+             "holds a valid RunComfy API token",
     dashboard="https://www.runcomfy.com/",
     billing="https://www.runcomfy.com/",
 )
@@ -154,8 +158,9 @@ def call(
                 log.info("%s: %s (%s); retrying in %.2f s", profile.name, what, type(exc).__name__, wait)
                 policy.sleep(wait)
                 continue
+            ref = f" (request id {request_id})" if request_id else ""
             raise TransientServiceError(
-                f"Could not reach {profile.name} to {what} ({describe_transport_error(exc)}) after {attempt} "
+                f"Could not reach {profile.name} to {what}{ref} ({describe_transport_error(exc)}) after {attempt} "
                 f"tries. Check the network connection and try again.",
                 request_id=request_id,
             ) from None
@@ -307,12 +312,32 @@ def error_for_response(
         f"{profile.name} refused to {what}{ref} (HTTP {status}{said_part}).", **kw)
 
 
-def check_http_url(url: str, *, what: str) -> str:
-    """Accept only http(s) URLs from a service (no file:, ftp:, data:)."""
+def is_loopback(host: str | None) -> bool:
+    """Is `host` this machine: localhost, 127.0.0.0/8 or ::1 (brackets allowed)?"""
+    host = (host or "").strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_http_url(url: str, *, what: str, https_unless_loopback: bool = False) -> str:
+    """Accept only http(s) URLs from a service (no file:, ftp:, data:).
+
+    With `https_unless_loopback` (every URL a remote service hands back: status, result and cancel URLs,
+    result media, storage upload addresses), plain http is accepted only to this machine (127.0.0.1, ::1,
+    localhost): anything else must be https, so nothing the service hands us travels the network in clear.
+    """
     parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = redact(url or "")[:120]
+    shown = redact(url or "")[:120]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ServiceError(f"{what} is not an http(s) URL ({shown!r}); refusing to fetch it.")
+    if https_unless_loopback and parts.scheme != "https" and not is_loopback(parts.hostname):
+        raise ServiceError(f"{what} is plain http to another machine ({shown!r}); refusing it: only https is "
+                           f"accepted from a remote service (plain http only to 127.0.0.1, ::1 or localhost). "
+                           f"Check the service's address in the settings.")
     return url
 
 
@@ -382,17 +407,21 @@ def download(
     policy: RetryPolicy | None = None,
     profile: ServiceProfile = FAL,
     request_id: str | None = None,
+    https_unless_loopback: bool = True,
 ) -> Path:
     """Stream `url` to `dest` atomically: a temp file beside it, resumed with Range after a drop, then renamed.
 
-    No credentials are sent (result URLs are public). Refuses non-http(s) URLs and files above `max_bytes`.
+    No credentials are sent (result URLs are public). Refuses non-http(s) URLs, plain http to another
+    machine (unless `https_unless_loopback` is False), redirects to either, and files above `max_bytes`.
     """
-    check_http_url(url, what="The result's download URL")
+    what_url = "The result's download URL"
+    check_http_url(url, what=what_url, https_unless_loopback=https_unless_loopback)
     policy = policy or RetryPolicy()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     what = "download the result"
+    ref = f" of request {request_id}" if request_id else ""
     written = 0
     total: int | None = None
     attempt = 0
@@ -406,6 +435,9 @@ def download(
                     headers["Range"] = f"bytes={written}-"
                 try:
                     with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
+                        if str(response.url) != url:       # redirected: the final address obeys the same rule
+                            check_http_url(str(response.url), what=f"{what_url} (after a redirect)",
+                                           https_unless_loopback=https_unless_loopback)
                         if written and response.status_code == 416 and total is not None and written >= total:
                             break
                         if not response.is_success:
@@ -432,14 +464,14 @@ def download(
                             total = int(length) if length and length.isdigit() else None
                         if total is not None and total > max_bytes:
                             raise ServiceError(
-                                f"The result is {total} bytes, above the {max_bytes}-byte limit for a download; "
+                                f"The result{ref} is {total} bytes, above the {max_bytes}-byte limit for a download; "
                                 f"refusing it. Raise the limit if this is expected.", request_id=request_id)
                         for chunk in response.iter_raw():
                             out.write(chunk)
                             written += len(chunk)
                             if written > max_bytes:
                                 raise ServiceError(
-                                    f"The result grew past the {max_bytes}-byte limit for a download; refusing it.",
+                                    f"The result{ref} grew past the {max_bytes}-byte limit for a download; refusing it.",
                                     request_id=request_id)
                             if on_progress and total:
                                 on_progress(min(written / total, 1.0))
@@ -451,7 +483,7 @@ def download(
                         attempt = 0                       # it was moving: a drop after progress is not a failure
                     if attempt >= policy.attempts:
                         raise TransientServiceError(
-                            f"The download of the result kept failing ({describe_transport_error(exc)}) after "
+                            f"The download of the result{ref} kept failing ({describe_transport_error(exc)}) after "
                             f"{attempt} tries, {written} bytes in. Check the network and download it again; the "
                             f"result URL stays valid for a while.", request_id=request_id) from None
                     wait = policy.delay(attempt)

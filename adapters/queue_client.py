@@ -8,6 +8,7 @@ each service describes itself with a `QueueProtocol` and decides what its status
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,12 +17,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import CancelledError, ServiceError, SubmitUncertainError, TransientServiceError, redact
-from ..ports import ProgressFn, RetakeRequest, ServiceStatus, SubmittedJob
+from ..ports import ProgressFn, ResultMedia, RetakeRequest, ServiceStatus, SubmittedJob
 from ..settings import Secret
 from .http_policy import (
     RetryPolicy,
     ServiceProfile,
     call,
+    check_http_url,
     describe_transport_error,
     download,
     error_for_response,
@@ -138,6 +140,8 @@ class QueueClient:
         self._follow_timeout = follow_timeout
         self._max_download = max_download_bytes
         self._submit_attempts = submit_attempts
+        self._requests_of: dict[str, str] = {}      # result URL -> its request id, so a failed download names it
+        self._requests_lock = threading.Lock()
 
     def _auth(self, url: str | None = None) -> dict[str, str]:
         """The credential, for the service's own site only: a URL from an answer that points elsewhere gets none."""
@@ -149,8 +153,13 @@ class QueueClient:
             return {}
         return {"Authorization": f"{self.protocol.auth_scheme} {self._credential.reveal()}"}
 
+    def _checked(self, url: str, what: str) -> str:
+        """A URL the service handed back (status, result, cancel): http(s) only, and plain http only to loopback."""
+        return check_http_url(url, what=f"{self.protocol.profile.name}'s address to {what}", https_unless_loopback=True)
+
     def _send(self, method: str, url: str, job: SubmittedJob, what: str, **kwargs: Any) -> httpx.Response:
         """A call about `job` that is safe to repeat (see http_policy.call), with the credential where it belongs."""
+        self._checked(url, what)
         return call(self._http, method, url, headers=self._auth(url), policy=self._retry,
                     profile=self.protocol.profile, what=what, request_id=job.request_id, **kwargs)
 
@@ -262,14 +271,31 @@ class QueueClient:
     # -- result, download -------------------------------------------------------------------------------------------
 
     def _result_json(self, job: SubmittedJob) -> Any:
-        """GET the result URL and return its JSON."""
-        response = self._send("GET", job.result_url, job, "fetch the retake's result")
-        try:
-            return response.json()
-        except ValueError:
-            raise ServiceError(f"{self.protocol.profile.name}'s result for request {job.request_id} is not JSON; "
-                               f"try fetching it again.", request_id=job.request_id) from None
+        """GET the result URL and return its JSON. An answer that is not JSON (cut short on the way, say) is
+        fetched again, up to three tries in all: the GET is safe to repeat and costs nothing."""
+        tries = min(3, self._retry.attempts)
+        for attempt in range(1, tries + 1):
+            response = self._send("GET", job.result_url, job, "fetch the retake's result")
+            try:
+                return response.json()
+            except ValueError:
+                if attempt < tries:
+                    self._retry.sleep(self._retry.delay(attempt))
+        raise ServiceError(f"{self.protocol.profile.name}'s result for request {job.request_id} was not JSON in "
+                           f"{tries} tries; fetch it again later.", request_id=job.request_id)
+
+    def _remember(self, job: SubmittedJob, media: ResultMedia) -> ResultMedia:
+        """Note the request a result's URL belongs to (the latest few hundred), for `download`'s errors."""
+        with self._requests_lock:
+            self._requests_of.pop(media.url, None)
+            self._requests_of[media.url] = job.request_id
+            while len(self._requests_of) > 512:
+                del self._requests_of[next(iter(self._requests_of))]
+        return media
 
     def download(self, url: str, dest: Path, on_progress: ProgressFn | None = None) -> Path:
+        """Stream a result to `dest`; a failure names the request the URL came from (when `result` gave it)."""
+        with self._requests_lock:
+            request_id = self._requests_of.get(url)
         return download(self._http, url, Path(dest), on_progress, self._max_download, policy=self._retry,
-                        profile=self.protocol.profile)
+                        profile=self.protocol.profile, request_id=request_id)

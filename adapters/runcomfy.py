@@ -106,7 +106,7 @@ class RunComfyClient(QueueClient):
                                   request_id=job.request_id)
         extra = {k: v for k, v in data.items() if k != "output"}
         extra.update(media.extra)
-        return dataclasses.replace(media, extra=extra)
+        return self._remember(job, dataclasses.replace(media, extra=extra))
 
     def cancel(self, job: SubmittedJob) -> str:
         """POST the cancel URL; returns RunComfy's outcome (`cancelled` or `not_cancellable`)."""

@@ -1,15 +1,29 @@
-"""Settings: service base URLs, model ids, keys, ffmpeg, output folders; from defaults, a file and the environment."""
+"""Settings: service base URLs, model ids, keys, ffmpeg, output folders; from defaults, a file and the environment.
+
+Keys are looked for in this order: the environment (FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET; RUNCOMFY_TOKEN),
+then the OS keyring (service "ltx-retake", usernames "fal" and "runcomfy"), then the settings file.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import InputError, register_secret
 
-__all__ = ["Settings", "Secret", "load_settings", "settings_path", "journal_path"]
+__all__ = ["Settings", "Secret", "load_settings", "settings_path", "journal_path", "keyring_keys", "save_key",
+           "KEYRING_SERVICE"]
+
+log = logging.getLogger(__name__)
+
+KEYRING_SERVICE = "ltx-retake"
+KEYRING_TIMEOUT = 3.0                  # seconds: a keyring that waits on an unlock prompt is treated as empty
+_KEY_VARS = {"fal": "FAL_KEY", "runcomfy": "RUNCOMFY_TOKEN"}       # keyring username -> its environment variable
+_KEY_NAMES = {"fal": "fal key", "runcomfy": "RunComfy token"}
 
 
 class Secret:
@@ -20,6 +34,9 @@ class Secret:
     def __init__(self, value: str):
         self._value = value
         register_secret(value)
+        if ":" in value:                    # a fal key given as <id>:<secret>: an error may echo one half
+            for part in value.split(":"):
+                register_secret(part)
 
     def reveal(self) -> str:
         return self._value
@@ -85,7 +102,9 @@ _NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int}
 
 
 def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Defaults, overlaid by the settings file (if any), overlaid by the environment."""
+    """Defaults, overlaid by the settings file (if any), overlaid by the environment.
+
+    Keys: the environment first, then the OS keyring, then the settings file (see the module docstring)."""
     env = dict(os.environ) if env is None else env
     values: dict = {}
     file = path if path is not None else Path(env["LTX_RETAKE_SETTINGS"]) if env.get("LTX_RETAKE_SETTINGS") else settings_path()
@@ -111,10 +130,77 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
                                  "the environment variable.") from None
     fal = env.get("FAL_KEY") or (
         f"{env['FAL_KEY_ID']}:{env['FAL_KEY_SECRET']}" if env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET") else None
-    ) or values.get("fal_key")
+    )
     for part in ("FAL_KEY_ID", "FAL_KEY_SECRET"):  # an error may echo one half of a split key
         register_secret(env.get(part))
-    runcomfy = env.get("RUNCOMFY_TOKEN") or values.get("runcomfy_token")
+    runcomfy = env.get("RUNCOMFY_TOKEN")
+    stored = keyring_keys([user for user, have in (("fal", fal), ("runcomfy", runcomfy)) if not have])
+    fal = fal or stored.get("fal") or values.get("fal_key")                      # the settings file comes last
+    runcomfy = runcomfy or stored.get("runcomfy") or values.get("runcomfy_token")
     values["fal_key"] = Secret(fal) if fal else None
     values["runcomfy_token"] = Secret(runcomfy) if runcomfy else None
     return replace(Settings(), **values)
+
+
+def keyring_keys(users: list[str], *, timeout: float = KEYRING_TIMEOUT) -> dict[str, str]:
+    """The keys the OS keyring holds for `users` ("fal", "runcomfy") under the service "ltx-retake".
+
+    Absent means absent, never an error: keyring not installed, no usable backend (NoKeyringError, the
+    fail or null backend), any error from the backend, or no answer within `timeout` seconds (a locked
+    keyring waiting on an unlock prompt) all give no key. The lookup runs in a helper thread for that reason.
+    """
+    if not users:
+        return {}
+    found: dict[str, str] = {}
+
+    def look() -> None:
+        try:
+            import keyring
+        except Exception:  # noqa: BLE001 - not installed, or broken: no keyring
+            return
+        for user in users:
+            try:
+                value = keyring.get_password(KEYRING_SERVICE, user)
+            except Exception as exc:  # noqa: BLE001 - NoKeyringError, KeyringError, a D-Bus failure ...
+                log.debug("no key from the OS keyring for %s (%s)", user, type(exc).__name__)
+                continue
+            if isinstance(value, str) and value.strip():
+                found[user] = value.strip()
+
+    thread = threading.Thread(target=look, name="ltx-retake-keyring", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        log.info("the OS keyring did not answer within %g s; going on without it", timeout)
+        return {}
+    return dict(found)
+
+
+def save_key(service: str, value: str) -> None:
+    """Store a key in the OS keyring (service "ltx-retake", username "fal" or "runcomfy"), where settings find it.
+
+    InputError, saying what to do instead, when the service is unknown, the key is empty, keyring is not
+    installed or the system has no keyring to keep it in. The key is never part of a message.
+    """
+    if service not in _KEY_VARS:
+        raise InputError(f"Cannot store a key for {service!r}: keys are kept for {' and '.join(_KEY_VARS)} only.")
+    value = (value or "").strip()
+    if not value:
+        raise InputError(f"The {_KEY_NAMES[service]} to store is empty; paste the whole key and try again.")
+    register_secret(value)
+    what = f"Cannot store the {_KEY_NAMES[service]} in the OS keyring"
+    instead = f"set {_KEY_VARS[service]} in the environment instead"
+    try:
+        import keyring
+        from keyring.backends import fail, null
+    except Exception:  # noqa: BLE001 - not installed, or broken
+        raise InputError(f"{what}: the keyring package is not installed (pip install keyring); {instead}.") from None
+    try:
+        backend = keyring.get_keyring()
+        if isinstance(backend, (fail.Keyring, null.Keyring)):
+            raise InputError(f"{what}: this system has no keyring to keep it in; {instead}.")
+        keyring.set_password(KEYRING_SERVICE, service, value)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a locked or refusing keyring; its text might quote the value
+        raise InputError(f"{what} ({type(exc).__name__}); unlock the keyring and try again, or {instead}.") from None

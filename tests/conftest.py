@@ -28,3 +28,5 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LTX_RETAKE_JOURNAL", str(home / "journal.sqlite"))
     for var in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "RUNCOMFY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
+    # the OS keyring too: keyring reads this when it first picks a backend (here, and in CLI subprocesses)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")

@@ -254,6 +254,17 @@ def test_an_expired_result_url_is_a_clear_error_and_leaves_nothing(finished, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+
+def test_a_failed_download_names_the_request_its_result_came_from(finished, tmp_path):
+    """The runner keeps the request id, but the error the editor reads must name it too (found by the soak)."""
+    service, client, job, result = finished
+    assert client.result(job).url == result.url
+    service.add_fault(Fault("download", "expired"))
+    with pytest.raises(ServiceError) as caught:
+        client.download(result.url, tmp_path / "take.mp4")
+    assert f"(request id {job.request_id})" in str(caught.value) and caught.value.request_id == job.request_id
+
+
 def test_an_expired_request_is_a_clear_error(finished):
     service, client, job, result = finished
     service.add_fault(Fault("result", "expired"))
@@ -269,6 +280,17 @@ def test_a_corrupt_result_downloads_but_does_not_decode(finished, tmp_path):
     with pytest.raises(av.FFmpegError):
         with av.open(str(out)) as container:
             next(container.decode(video=0))
+
+
+def test_a_result_that_is_not_json_is_fetched_again_then_is_a_clear_error(finished):
+    """A 200 whose JSON is cut short is fetched again (found by the soak: the job failed on one bad answer)."""
+    service, client, job, result = finished
+    service.add_fault(Fault("result", "corrupt"))
+    assert client.result(job).url == result.url
+    service.add_fault(Fault("result", "corrupt", times=3))
+    with pytest.raises(ServiceError, match="not JSON in 3 tries") as caught:
+        client.result(job)
+    assert job.request_id in str(caught.value) and caught.value.request_id == job.request_id
 
 
 def test_a_result_answered_500_then_200_is_retried(finished):

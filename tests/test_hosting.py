@@ -46,7 +46,7 @@ def test_a_user_put_endpoint_gets_a_unique_name_and_forms_the_url(http, blob):
         host = UserUrlHost(http, f"{service.base_url}/files/incoming")
         url = host.upload(blob, "video/mp4")
         fetched = http.get(url)
-    assert url.startswith(f"{service.base_url}/files/incoming/shot_010_cut_-") and url.endswith(".mp4")
+    assert url.startswith(f"{service.base_url}/files/incoming/shot_010_cut-") and url.endswith(".mp4")
     assert fetched.content == blob.read_bytes()
 
 

@@ -112,6 +112,20 @@ def test_network_errors_that_outlast_the_retries_are_transient():
     assert len(seen) == 2 and "ConnectError" in str(caught.value)
 
 
+
+def test_errors_about_a_request_name_it_in_their_text(tmp_path):
+    client, _ = _mock(httpx.ConnectError("refused"))
+    with pytest.raises(TransientServiceError) as caught:
+        call(client, "GET", "https://q.example/s", policy=_policy([], attempts=2), profile=FAL, what="check",
+             request_id="r-7")
+    assert "(request id r-7)" in str(caught.value)
+    client, _ = _mock(httpx.ReadError("reset"))
+    with pytest.raises(TransientServiceError) as caught:
+        download(client, "https://cdn.example/a.mp4", tmp_path / "a.mp4", policy=_policy([], attempts=2),
+                 request_id="r-8")
+    assert "request r-8" in str(caught.value) and caught.value.request_id == "r-8"
+
+
 def test_client_errors_are_not_retried():
     client, seen = _mock(httpx.Response(422, json={"detail": [{"loc": ["body", "prompt"], "msg": "too long",
                                                                 "type": "value_error"}]}))
@@ -395,3 +409,103 @@ def test_a_download_that_keeps_dropping_but_moves_on_completes(tmp_path):
     client, seen = _mock(piece)
     out = download(client, "https://cdn.example/a.mp4", tmp_path / "a.mp4", policy=_policy([], attempts=2))
     assert out.read_bytes() == data and len(seen) == 9
+
+
+# -- untrusted URLs: http(s) only, and plain http only to this machine ----------------------------------------------------
+
+from ltx_retake.adapters.fal import FalStorage, media_from_output  # noqa: E402
+from ltx_retake.adapters.http_policy import check_http_url, is_loopback  # noqa: E402
+from ltx_retake.ports import SubmittedJob  # noqa: E402
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://v3.fal.media/files/a.mp4", True),
+    ("http://127.0.0.1:8765/results/a.mp4", True),
+    ("http://127.5.0.1/a.mp4", True),
+    ("http://localhost:9/a.mp4", True),
+    ("http://[::1]:9/a.mp4", True),
+    ("http://v3.fal.media/files/a.mp4", False),
+    ("http://10.0.0.5/a.mp4", False),
+    ("http://localhost.evil.example/a.mp4", False),
+    ("http://127.0.0.1.nip.io/a.mp4", False),
+    ("file:///etc/passwd", False),
+    ("javascript:alert(1)", False),
+])
+def test_urls_from_a_remote_service_must_be_https_unless_loopback(url, ok):
+    if ok:
+        assert check_http_url(url, what="x", https_unless_loopback=True) == url
+    else:
+        with pytest.raises(ServiceError, match="refusing"):
+            check_http_url(url, what="x", https_unless_loopback=True)
+    assert is_loopback("::1") and is_loopback("[::1]") and is_loopback("LOCALHOST") and not is_loopback("")
+
+
+@pytest.mark.parametrize("use_stream", [True, False], ids=["stream", "poll"])
+def test_a_status_url_downgraded_to_plain_http_is_refused_before_any_request(use_stream):
+    client, seen = _mock(httpx.Response(200, json={"status": "COMPLETED"}))
+    fal = FalClient(client, SECRET, "https://queue.example", "fal-ai/ltx-2/retake-video", sleep=[].append,
+                    use_stream=use_stream)
+    job = SubmittedJob("abc", "http://queue.example/fal-ai/ltx-2/requests/abc/status",
+                       "https://queue.example/fal-ai/ltx-2/requests/abc", "http://queue.example/x/cancel")
+    with pytest.raises(ServiceError) as caught:
+        fal.follow(job, lambda s: None)
+    assert "plain http" in str(caught.value) and not seen
+    with pytest.raises(ServiceError):
+        fal.cancel(job)
+    assert not seen, "nothing, and no key, went over plain http"
+
+
+@pytest.mark.parametrize("url, ok", [("http://cdn.example/a.mp4", False), ("ftp://cdn.example/a.mp4", False),
+                                     ("http://127.0.0.1:9/a.mp4", True), ("https://cdn.example/a.mp4", True)])
+def test_the_result_video_url_must_be_https_unless_loopback(url, ok):
+    client, _ = _mock(httpx.Response(200, json={"video": {"url": url, "file_name": "a.mp4"}}))
+    fal = FalClient(client, SECRET, "https://queue.example", "fal-ai/ltx-2/retake-video", sleep=[].append)
+    job = SubmittedJob("abc", "", "https://queue.example/fal-ai/ltx-2/requests/abc", "")
+    if ok:
+        assert fal.result(job).url == url
+    else:
+        with pytest.raises(ServiceError, match="video URL"):
+            fal.result(job)
+
+
+def test_a_storage_upload_address_over_plain_http_is_refused(tmp_path):
+    (tmp_path / "cut.mp4").write_bytes(b"x" * 100)
+    client, seen = _mock(httpx.Response(200, json={"token": "tok-abcdef123456", "token_type": "Bearer",
+                                                   "base_url": "http://v3.fal.media"}))
+    with pytest.raises(ServiceError, match="upload address"):
+        FalStorage(client, SECRET, "https://rest.example", sleep=[].append).upload(tmp_path / "cut.mp4", "video/mp4")
+    assert len(seen) == 1, "the token was asked for; nothing was sent to the http address"
+
+
+def test_a_download_redirected_to_plain_http_is_refused(tmp_path):
+    def handler(request):
+        if request.url.scheme == "https":
+            return httpx.Response(302, headers={"Location": "http://evil.example/a.mp4"})
+        return _streamed(200, b"x" * 100)
+
+    client, seen = _mock(handler)
+    with pytest.raises(ServiceError, match="redirect"):
+        download(client, "https://cdn.example/a.mp4", tmp_path / "a.mp4", policy=_policy([]))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ServiceError, match="plain http"):
+        download(client, "http://cdn.example/a.mp4", tmp_path / "a.mp4")
+    out = download(client, "http://cdn.example/a.mp4", tmp_path / "a.mp4", https_unless_loopback=False)
+    assert out.read_bytes() == b"x" * 100, "the local service may fetch plain http inputs (no key goes with them)"
+
+
+@pytest.mark.parametrize("hostile, expected", [
+    ("../../../../home/user/.bashrc", "home_user_.bashrc"),
+    ("..\\..\\Windows\\System32\\evil.dll", "Windows_System32_evil.dll"),
+    ("/etc/passwd", "etc_passwd"),
+    ("..", "result.mp4"),
+    (".hidden.mp4", "hidden.mp4"),
+    ("a\x00b\r\nc.mp4", "a_b_c.mp4"),
+    ("CON.mp4", "_CON.mp4"),
+    ("lpt1", "_lpt1"),
+    ("x" * 500 + ".mp4", "x" * 116 + ".mp4"),
+    ("", None),
+])
+def test_a_service_file_name_is_made_safe(hostile, expected):
+    media = media_from_output({"video": {"url": "https://cdn.example/a.mp4", "file_name": hostile}},
+                              provider="fal", request_id="r")
+    assert media.file_name == expected

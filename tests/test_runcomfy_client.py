@@ -49,7 +49,7 @@ def test_submit_poll_result_download_end_to_end(http, tiny_clip, tmp_path, video
     statuses = []
     sleep = RecordingSleep()
     with running_service(queue_delay=0.1, require_key=TOKEN, runcomfy_videos_list=videos_list) as service:
-        url = LoopbackUpload(http, service.base_url).upload(tiny_clip, "video/mp4")
+        url = LoopbackUpload(http, service.base_url, key=Secret(TOKEN)).upload(tiny_clip, "video/mp4")
         client = _client(http, service, token=TOKEN, sleep=sleep)
         assert isinstance(client, RetakeService)
         job = client.submit(_request(url))
@@ -64,6 +64,20 @@ def test_submit_poll_result_download_end_to_end(http, tiny_clip, tmp_path, video
     assert (p.width, p.height, p.frames, p.rate) == (1920, 1080, 25, Fraction(24))
     assert read_bar_indices(out) == list(range(25))
     assert sleep.calls[:3] == [0.02, 0.03, pytest.approx(0.045)], "polls back off"
+
+
+
+def test_a_failed_download_names_the_request_its_result_came_from(http, tiny_clip, tmp_path):
+    with running_service() as service:
+        url = LoopbackUpload(http, service.base_url).upload(tiny_clip, "video/mp4")
+        client = _client(http, service)
+        job = client.submit(_request(url))
+        client.follow(job, lambda status: None)
+        result = client.result(job)
+        service.add_fault(Fault("download", "expired"))
+        with pytest.raises(ServiceError) as caught:
+            client.download(result.url, tmp_path / "take.mp4")
+    assert f"(request id {job.request_id})" in str(caught.value) and caught.value.request_id == job.request_id
 
 
 def test_500_on_submit_is_a_clear_error_and_not_resent(http):

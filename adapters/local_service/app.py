@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ...paths import safe_file_name
 from .engine import PREVIEW_NOTE
 from .faults import FaultLayer
-from .state import Job, ServiceState, safe_name
+from .state import Job, ServiceState
 
 __all__ = ["build_app", "MODES"]
 
@@ -137,6 +138,20 @@ class _Service:
         if got != wanted:
             # The real services sometimes quote what they were given; so does this one, to test redaction.
             return _fal_error(401, f"Invalid key {got!r}: the key was not recognised.")
+        return None
+
+    def upload_auth(self, request: Request) -> Response | None:
+        """The plain upload and PUT /files take the key in either protocol's form (`Key <k>` or `Bearer <k>`)."""
+        wanted = self.config.require_key
+        if wanted is None:
+            return None
+        got = self._presented(request, "Key") or self._presented(request, "Bearer")
+        if got is None:
+            return JSONResponse({"detail": "No key was given: send the header 'Authorization: Bearer <key>' (or "
+                                           "'Key <key>') with the key this service requires."}, status_code=401)
+        if not secrets.compare_digest(got.encode(), wanted.encode()):
+            return JSONResponse({"detail": "The key was not recognised: send the key this service requires."},
+                                status_code=401)
         return None
 
     def runcomfy_auth(self, request: Request) -> Response | None:
@@ -289,7 +304,7 @@ class _Service:
     async def fal_upload(self, request: Request, path: str, method: str) -> Response:
         if not self._token_ok(request):
             return _fal_error(401, "Missing or expired storage token.")
-        name = safe_name(request.headers.get("x-fal-file-name", ""), "upload.bin")
+        name = _upload_name(request.headers.get("x-fal-file-name", ""))
         if path == "/cdn/files/upload" and method == "POST":
             file_id = uuid.uuid4().hex
             dest = self.state.root / "cdn" / file_id / name
@@ -367,13 +382,19 @@ class _Service:
     # -- plain uploads ------------------------------------------------------------------------------------------------
 
     async def plain_upload(self, request: Request) -> Response:
-        name = safe_name(request.headers.get("x-file-name", ""), "upload.bin")
+        denied = self.upload_auth(request)
+        if denied:
+            return denied
+        name = _upload_name(request.headers.get("x-file-name", ""))
         file_id = uuid.uuid4().hex
         if not await self._receive_to(request, self.state.root / "files" / file_id / name):
             return JSONResponse({"detail": "The file is too large."}, status_code=413)
         return JSONResponse({"url": f"{self.base(request)}/files/{file_id}/{quote(name)}"})
 
     async def put_file(self, request: Request, path: str) -> Response:
+        denied = self.upload_auth(request)
+        if denied:
+            return denied
         dest = self.state.stored_path(path)
         if dest is None:
             return Response("Bad file path.", status_code=400)
@@ -494,6 +515,11 @@ class _Service:
         base = f"{job.base_url}/v1/requests/{job.request_id}"
         return JSONResponse({"request_id": job.request_id, "status_url": f"{base}/status",
                              "result_url": f"{base}/result", "cancel_url": f"{base}/cancel"})
+
+
+def _upload_name(header: str) -> str:
+    """The file name a client sent (percent-encoded, maybe hostile) as a safe name under the storage folder."""
+    return safe_file_name(unquote(header or ""), "upload.bin")
 
 
 def _iso(epoch: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import shutil
 import socket
@@ -15,6 +14,7 @@ from typing import Callable
 import uvicorn
 
 from ...errors import InputError, ServiceError
+from ..http_policy import is_loopback
 from .app import build_app
 from .config import Fault, LocalServiceConfig
 from .state import ServiceState
@@ -30,18 +30,9 @@ def _uvicorn_config(app, host: str, port: int, *, quiet: bool) -> uvicorn.Config
                           timeout_graceful_shutdown=1, timeout_keep_alive=5)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _refuse_open_exposure(host: str, config: LocalServiceConfig) -> None:
     """An address other machines can reach needs a key: the service stores uploads and fetches any URL it is given."""
-    if not _is_loopback(host) and not config.require_key:
+    if not is_loopback(host) and not config.require_key:
         where = host or "every network interface"
         raise InputError(f"The local retake service will not listen on {where} without a key: anyone on the "
                          "network could upload files to it and make this machine fetch any URL. Bind 127.0.0.1 "
@@ -54,7 +45,9 @@ def _listen(host: str, port: int) -> socket.socket:
     sock = None
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets that say they are TCP; without
+        # it an answer's head and body go out in two writes and the second waits for a delayed ACK (~40 ms).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         return sock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
+import random
 import threading
 import time
 import uuid
@@ -18,24 +18,18 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from ...errors import RetakeError
+from ...paths import safe_file_name
 from ..http_policy import RetryPolicy, download
 from .config import Fault, LocalServiceConfig
 from .engine import PREVIEW_NOTE, PreviewResult, render_preview
 
-__all__ = ["Job", "ServiceState", "safe_name"]
+__all__ = ["Job", "ServiceState"]
 
 log = logging.getLogger(__name__)
 
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def safe_name(name: str, default: str = "file") -> str:
-    """A file name that cannot leave its folder."""
-    name = unquote(name or "").replace("\\", "/").split("/")[-1]
-    name = re.sub(r"[^A-Za-z0-9._ -]+", "_", name).strip(" .")
-    return name[:120] or default
 
 
 @dataclass
@@ -76,6 +70,7 @@ class ServiceState:
         self.jobs: dict[str, Job] = {}
         self.pending: list[str] = []
         self.faults: list[Fault] = list(config.faults)
+        self.fault_random = random.Random(config.fault_seed)      # the draws of rate faults, under `lock`
         self.tokens: dict[str, float] = {}
         self.multipart: dict[str, tuple[str, str]] = {}          # uploadId -> (file id, name)
         self.submits: Counter[str] = Counter()                   # every submit that arrived, per protocol
@@ -110,11 +105,22 @@ class ServiceState:
     # -- faults and bookkeeping ---------------------------------------------------------------------------------------
 
     def take_fault(self, route: str, protocol: str | None) -> Fault | None:
+        """The rule that faults this request, if any (see Fault: count rules, then rate rules' shares, in order)."""
         with self.lock:
+            draw: float | None = None
+            reach = 0.0
             for fault in self.faults:
-                if fault.times > 0 and fault.route == route and fault.protocol in (None, protocol):
+                if fault.used_up or fault.route != route or fault.protocol not in (None, protocol):
+                    continue
+                if fault.rate is not None:
+                    if draw is None:
+                        draw = self.fault_random.random()
+                    reach += fault.rate
+                    if draw >= reach:
+                        continue
+                if fault.times is not None:
                     fault.times -= 1
-                    return fault
+                return fault
         return None
 
     def add_fault(self, fault: Fault) -> None:
@@ -259,9 +265,11 @@ class ServiceState:
             if not own.is_file():
                 raise RetakeError("the local service has no such file (was it uploaded here?)")
             return own
-        dest = self.root / "fetched" / f"{job.request_id}{Path(urlsplit(url).path).suffix or '.mp4'}"
+        suffix = safe_file_name(Path(unquote(urlsplit(url).path)).suffix.lower(), "mp4", limit=10)
+        dest = self.root / "fetched" / f"{job.request_id}.{suffix}"
         with httpx.Client(timeout=self.config.fetch_timeout) as client:
-            download(client, url, dest, max_bytes=self.config.max_upload_bytes,
+            # like the hosted service, it fetches plain http inputs too: no key goes with them
+            download(client, url, dest, max_bytes=self.config.max_upload_bytes, https_unless_loopback=False,
                      policy=RetryPolicy(attempts=2, base_delay=0.2, sleep=self._stop.wait))
         return dest
 
