@@ -222,6 +222,70 @@ def test_faults_are_consumed_in_order_and_logged(http):
         Fault("status", "explode")
 
 
+def _faulted_statuses(http, n: int, **config) -> list[str | None]:
+    """Send `n` status requests to a service with `config`; the fault kind each met (None: answered)."""
+    with running_service(**config) as service:
+        url = f"{service.base_url}/fal-ai/ltx-2/requests/abc/status"
+        for _ in range(n):
+            try:
+                http.get(url)
+            except httpx.TransportError:       # a "drop"
+                pass
+        return [entry["fault"] for entry in service.requests_to("status", "fal")]
+
+
+def test_a_rate_fault_faults_that_share_of_requests_and_a_seed_repeats_the_sequence(http):
+    from ltx_retake.adapters.local_service import Fault
+
+    def run(seed: int) -> list[str | None]:
+        return _faulted_statuses(http, 200, faults=[Fault("status", "503", rate=0.5)], fault_seed=seed)
+
+    first, again, other = run(11), run(11), run(12)
+    assert 70 <= first.count("503") <= 130
+    assert set(first) == {"503", None}
+    assert first == again                       # the same seed: the same requests are faulted
+    assert first != other
+    never = _faulted_statuses(http, 20, faults=[Fault("status", "503", rate=0.0)], fault_seed=1)
+    always = _faulted_statuses(http, 20, faults=[Fault("status", "503", rate=1.0)], fault_seed=1)
+    assert never == [None] * 20 and always == ["503"] * 20
+
+
+def test_rate_faults_share_one_draw_in_order_and_times_caps_them(http):
+    from ltx_retake.adapters.local_service import Fault
+
+    mixed = _faulted_statuses(http, 400, faults=[Fault("status", "429", rate=0.25, retry_after=0),
+                                                  Fault("status", "drop", rate=0.25)], fault_seed=3)
+    assert 60 <= mixed.count("429") <= 140 and 60 <= mixed.count("drop") <= 140
+    assert 140 <= mixed.count(None) <= 260      # about half: the shares add up, they do not overlap
+    capped = _faulted_statuses(http, 50, faults=[Fault("status", "500", rate=1.0, times=3),
+                                                 Fault("status", "502", rate=0.0)], fault_seed=3)
+    assert capped == ["500"] * 3 + [None] * 47
+    counted_first = _faulted_statuses(http, 4, faults=[Fault("status", "503", times=2),
+                                                       Fault("status", "429", rate=1.0)], fault_seed=3)
+    assert counted_first == ["503", "503", "429", "429"]
+    assert Fault("status", "503").times == 1 and Fault("status", "503", rate=0.1).times is None
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="probability"):
+            Fault("status", "503", rate=bad)
+
+
+def test_a_drop_during_an_upload_cuts_the_connection_and_stores_nothing(http):
+    from ltx_retake.adapters.local_service import Fault
+
+    body = os.urandom(3 * 1024 * 1024)
+    with running_service(faults=[Fault("upload", "drop")]) as service:
+        with pytest.raises(httpx.TransportError):
+            http.post(f"{service.base_url}/upload", content=body, headers={"X-File-Name": "cut.mp4"})
+        deadline = time.monotonic() + 5          # the client can see the cut before the server logs it
+        while service.requests_to("upload")[0]["status"] is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (entry,) = service.requests_to("upload")
+        assert entry["fault"] == "drop" and entry["status"] == "dropped"
+        assert not [p for p in (service.storage_dir / "files").rglob("*") if p.is_file()]
+        again = http.post(f"{service.base_url}/upload", content=body, headers={"X-File-Name": "cut.mp4"})
+        assert again.status_code == 200 and http.get(again.json()["url"]).content == body
+
+
 def test_stop_frees_the_port_and_the_temp_storage(http):
     service = running_service()
     root, base = service.storage_dir, service.base_url
@@ -300,6 +364,18 @@ def test_the_request_log_and_finished_jobs_are_bounded(http):
         assert len(service.requests) == 5
     default = LocalServiceConfig()
     assert (default.request_log_limit, default.finished_job_ttl) == (10_000, 3600.0)
+
+
+def test_answers_are_not_held_back_by_nagle(http):
+    """The service's connections have TCP_NODELAY: an answer is written as its head, then its body, and
+    without it each answer waited for the client's delayed ACK (about 40 ms a request on Linux)."""
+    with running_service() as service:
+        assert http.get(f"{service.base_url}/health").status_code == 200     # a kept-alive connection
+        connections = list(service._server.server_state.connections)
+        assert connections
+        for protocol in connections:
+            sock = protocol.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), "Nagle delays every answer"
 
 
 def _serve_in_a_thread(host: str, port: int, config: LocalServiceConfig) -> BaseException | None:

@@ -14,7 +14,7 @@ FAULT_KINDS = ("drop", "slow", "expired", "corrupt")   # or an HTTP status as te
 
 @dataclass
 class Fault:
-    """One injected failure, used `times` times by the next matching requests, rules consumed in order.
+    """One injected failure: for the next `times` matching requests, or for a random `rate` of them; rules in order.
 
     route:    submit | status | stream | result | cancel | download | upload | token
               (`upload` covers fal storage uploads, multipart parts and the plain upload endpoint;
@@ -22,26 +22,47 @@ class Fault:
     kind:     an HTTP status ("429", "500", "502", "503", "404", ...) answered with a body shaped like the
               protocol's errors, and a Retry-After header when `retry_after` is set;
               "drop"    closes the connection: before any answer, or for `download` after `after_bytes` of the
-                        body (default: half), or for `stream` after the first event;
+                        body (default: half), for `upload` after `after_bytes` of the request's body were read
+                        (default: half of its Content-Length), for `stream` after the first event;
               "slow"    the request is handled, but its answer starts `delay` seconds late;
               "expired" the result answers 404 (unknown request), a download answers 410 Gone;
-              "corrupt" a download serves bytes that do not decode; a result answers with invalid JSON
+              "corrupt" a download serves bytes that do not decode; a result answers with invalid JSON;
     protocol: "fal" or "runcomfy" to match only that protocol's routes; None matches both
+    times:    how many requests the rule faults before it is used up. Without `rate`, None means 1: the
+              next `times` matching requests are faulted.
+    rate:     when set (0..1), each matching request is faulted with this probability instead, drawn from the
+              service's own random generator (seeded by `LocalServiceConfig.fault_seed`, so a run repeats);
+              `times` then caps how many it faults (None: no cap). One draw per request serves every rate
+              rule that matches it: their rates add up in rule order (a request meets rules of 0.1 and 0.05
+              as 0.1 for the first, 0.05 for the second, 0.85 for neither), so they should sum to at most 1.
+
+    Rules are tried in order: a rule without `rate` that is not used up takes the request; a rate rule takes
+    it when the draw falls in its share; otherwise the next rule is tried.
     """
 
     route: str
     kind: str
-    times: int = 1
+    times: int | None = None
     retry_after: float | None = None
     delay: float = 1.0
     after_bytes: int | None = None
     protocol: str | None = None
+    rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
             raise ValueError(f"unknown fault route {self.route!r}; use one of {ROUTES}")
         if self.kind not in FAULT_KINDS and not (self.kind.isdigit() and 400 <= int(self.kind) <= 599):
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {FAULT_KINDS} or an HTTP status")
+        if self.rate is not None and not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"a fault rate is a probability between 0 and 1, not {self.rate!r}")
+        if self.times is None and self.rate is None:
+            self.times = 1
+
+    @property
+    def used_up(self) -> bool:
+        """True when the rule will fault no more requests."""
+        return self.times is not None and self.times <= 0
 
 
 @dataclass
@@ -64,6 +85,7 @@ class LocalServiceConfig:
     fail_word: str = "[fail]"              # the job completes with a generic error
     runcomfy_videos_list: bool = False     # RunComfy output as {"videos": [url]} instead of {"video": url}
     faults: list[Fault] = field(default_factory=list)
+    fault_seed: int | None = None          # seeds the draws of faults with a `rate` (None: a fresh seed each start)
     keepalive: float = 15.0                # seconds between keep-alive comments on the status stream
     max_upload_bytes: int = 2 * 1024**3
     crf: int = 30                          # the lossy re-encode outside the window

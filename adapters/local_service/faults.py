@@ -85,10 +85,15 @@ async def _abort(send: Send, *, flush: bool = False) -> None:
         await asyncio.sleep(0.005)
 
 
-async def _drain(receive: Receive) -> None:
+async def _drain(receive: Receive, stop_after: int | None = None) -> None:
+    """Read the request's body to its end, or until `stop_after` bytes of it have arrived."""
+    got = 0
     while True:
         message = await receive()
+        got += len(message.get("body", b""))
         if message["type"] != "http.request" or not message.get("more_body"):
+            return
+        if stop_after is not None and got >= stop_after:
             return
 
 
@@ -186,12 +191,24 @@ class FaultLayer:
         if kind == "drop":
             if route in ("download", "stream"):
                 await self._drop_mid_body(fault, route, scope, receive, raw_send, send)
+            elif route == "upload":
+                await _drain(receive, stop_after=self._upload_cut(fault, scope))
+                await _abort(raw_send)
+                raise _Dropped
             else:
                 await _drain(receive)
                 await _abort(raw_send)
                 raise _Dropped
             return
         await self.app(scope, receive, send)       # pragma: no cover - kinds are checked by Fault
+
+    @staticmethod
+    def _upload_cut(fault: Fault, scope: Scope) -> int:
+        """How many bytes of an upload's body to read before the connection is cut."""
+        if fault.after_bytes is not None:
+            return fault.after_bytes
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        return int(length) // 2 if length.isdigit() else 0
 
     async def _drop_mid_body(self, fault: Fault, route: str, scope: Scope, receive: Receive, raw_send: Send,
                              send: Send) -> None:
