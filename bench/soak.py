@@ -19,9 +19,9 @@ What it prints, from the service's records and the runner's outcomes:
                        the runner marked recoverable
   faulted calls        faulted requests over all requests, from the service's request log
 
-The service stays up until every reel has run, and each record keeps its reel's `run_id`: a resume pass
-goes after the reels, over the reels that `recoverable_jobs` names, with the same service and wiring, and
-its outcomes replace those records before the table is drawn.
+The runs keep a job journal. After every reel has run, one resume pass (faults still on) goes over the
+runs the runner left with recoverable jobs, as a user's `ltx-retake resume` would; its outcomes replace
+those records before the table is drawn.
 
 Run it with `python -m bench.soak [--jobs N] [--fault-rate F] [--seed S]`. The fault draws repeat with
 the seed; which request meets which draw still depends on the threads' timing, so counts vary a little.
@@ -54,7 +54,8 @@ from ltx_retake.adapters.testcard import write_indexed_clip
 from ltx_retake.adapters.timeline_files import OtioFiles, write_timeline
 from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import EventLog, Step
-from ltx_retake.runner import Job, RetakeOrder, Wiring, run
+from ltx_retake.journal import Journal
+from ltx_retake.runner import Job, RetakeOrder, Wiring, resume, run
 from ltx_retake.settings import Settings
 
 __all__ = ["ROUTE_FAULTS", "fault_plan", "Reel", "JobRecord", "ServerJob", "SoakReport", "soak",
@@ -282,6 +283,7 @@ class SoakReport:
     wall: float
     setup: float
     reel_lines: list[str] = field(default_factory=list)
+    first_pass: int = 0          # spliced before the resume pass
 
     @property
     def completed(self) -> list[JobRecord]:
@@ -317,26 +319,43 @@ def _failed_in(log: EventLog, job_id: str) -> Step | None:
     return steps[-1] if steps else None
 
 
-def run_reel(reel: Reel, folder: Path, plate: Path, base_url: str, http: httpx.Client) -> list[JobRecord]:
-    """Retake every marker of the reel's timeline through the runner; one record per job."""
-    timeline = write_reel(folder, plate, reel)
-    model = Settings().fal_model if reel.protocol == "fal" else Settings().runcomfy_model
-    order = RetakeOrder(timeline=timeline, output=folder / f"{reel.name}_retaken.otio", prompt=None, mode=reel.mode,
-                        provider="local", model=model, markers=True, media_dir=folder / f"{reel.name}_retakes",
-                        max_parallel=reel.parallel)
-    log = EventLog()
-    try:
-        outcome = run(order, wiring(reel.protocol, base_url, http), log)
-    except Exception as exc:  # noqa: BLE001 - the soak reports a run that raised instead of stopping
-        crash = f"the run raised {type(exc).__name__}: {exc}"
-        return [JobRecord(reel, n, None, crash=crash) for n in range(reel.first, reel.first + reel.count)]
+def _records(reel: Reel, outcome, log: EventLog) -> list[JobRecord]:
     records = []
     for job in outcome.jobs:
         number = job_number(job.plan.prompt)
         records.append(JobRecord(reel, number if number is not None else -1, job,
-                                 None if job.step == Step.SPLICED else _failed_in(log, job.id),
-                                 run_id=getattr(outcome, "run_id", "")))
+                                 None if job.step == Step.SPLICED else _failed_in(log, job.id), run_id=outcome.run_id))
     return records
+
+
+def resume_reel(reel: Reel, run_id: str, base_url: str, http: httpx.Client, journal: Journal) -> list[JobRecord]:
+    """One `resume` of a reel's run, with the faults still on: what a user's `ltx-retake resume` would do."""
+    log = EventLog()
+    try:
+        outcome = resume(run_id, wiring(reel.protocol, base_url, http), journal, log)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        crash = f"the resume raised {type(exc).__name__}: {exc}"
+        return [JobRecord(reel, n, None, crash=crash) for n in range(reel.first, reel.first + reel.count)]
+    return _records(reel, outcome, log)
+
+
+def run_reel(reel: Reel, folder: Path, plate: Path, base_url: str, http: httpx.Client,
+             journal: Journal | None = None) -> list[JobRecord]:
+    """Retake every marker of the reel's timeline through the runner; one record per job."""
+    timeline = write_reel(folder, plate, reel)
+    model = Settings().fal_model if reel.protocol == "fal" else Settings().runcomfy_model
+    # The service outlives the runs, as fal and RunComfy do, so the order names the protocol's provider: a
+    # resume follows its requests by id (an order for the embedded `local` provider would send them anew).
+    order = RetakeOrder(timeline=timeline, output=folder / f"{reel.name}_retaken.otio", prompt=None, mode=reel.mode,
+                        provider=reel.protocol, model=model, markers=True, media_dir=folder / f"{reel.name}_retakes",
+                        max_parallel=reel.parallel)
+    log = EventLog()
+    try:
+        outcome = run(order, wiring(reel.protocol, base_url, http), log, journal=journal)
+    except Exception as exc:  # noqa: BLE001 - the soak reports a run that raised instead of stopping
+        crash = f"the run raised {type(exc).__name__}: {exc}"
+        return [JobRecord(reel, n, None, crash=crash) for n in range(reel.first, reel.first + reel.count)]
+    return _records(reel, outcome, log)
 
 
 def soak(folder: Path, *, jobs: int = 200, fault_rate: float = 0.2, seed: int = 5, per_reel: int = 25,
@@ -349,21 +368,32 @@ def soak(folder: Path, *, jobs: int = 200, fault_rate: float = 0.2, seed: int = 
     setup = time.monotonic() - began
     config = LocalServiceConfig(faults=fault_plan(fault_rate, retry_after=retry_after, slow=slow), fault_seed=seed,
                                 request_log_limit=1_000_000, storage_dir=folder / "service")
-    records: list[JobRecord] = []
+    by_reel: dict[str, list[JobRecord]] = {}
     lines = []
     started = time.monotonic()
-    with LocalService(config) as service, http_client() as http:
+    with LocalService(config) as service, http_client() as http, Journal(folder / "journal.sqlite") as journal:
         for reel in reels:
             t0 = time.monotonic()
-            got = run_reel(reel, folder, plate, service.base_url, http)
-            records.extend(got)
+            got = by_reel[reel.name] = run_reel(reel, folder, plate, service.base_url, http, journal)
             done = sum(r.spliced for r in got)
             line = (f"{reel.name}: {reel.protocol:8s} {reel.parallel} at a time, {reel.mode.value:24s} "
                     f"{len(got):3d} jobs, {done:3d} spliced, {len(got) - done:3d} failed, {time.monotonic() - t0:6.1f} s")
             lines.append(line)
             say(line)
+        first_pass = sum(r.spliced for got in by_reel.values() for r in got)
+        for reel in reels:  # one resume pass, faults still on, over the runs the runner left resumable
+            got = by_reel[reel.name]
+            if got and got[0].run_id and any(r.marked_recoverable for r in got):
+                t0 = time.monotonic()
+                by_reel[reel.name] = again = resume_reel(reel, got[0].run_id, service.base_url, http, journal)
+                line = (f"{reel.name}: resumed, {sum(r.spliced for r in again) - sum(r.spliced for r in got):3d} more "
+                        f"spliced, {sum(not r.spliced for r in again):3d} still failed, {time.monotonic() - t0:6.1f} s")
+                lines.append(line)
+                say(line)
         wall = time.monotonic() - started
-        return SoakReport(records, server_jobs(service), service.requests, fault_rate, seed, wall, setup, lines)
+        records = [r for got in by_reel.values() for r in got]
+        return SoakReport(records, server_jobs(service), service.requests, fault_rate, seed, wall, setup, lines,
+                          first_pass)
 
 
 # -- the table -----------------------------------------------------------------------------------------------------
@@ -390,6 +420,8 @@ def report_text(report: SoakReport) -> str:
     rows = [
         ("jobs", str(len(report.records))),
         ("completed (spliced)", str(len(report.completed))),
+        ("  of which by the first run", str(report.first_pass)),
+        ("  of which by one resume pass", str(len(report.completed) - report.first_pass)),
         ("failed with a clear error", str(len(report.failed) - len(report.unclear))),
         ("failed, unclear error (must be 0)", str(len(report.unclear))),
         ("duplicated submits (must be 0)", str(report.duplicated)),

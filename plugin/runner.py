@@ -234,7 +234,7 @@ class _Runner:
         """Every step up to a verified version file on disk."""
         folder = self.work / job.id
         job.cut_path, job.returned_path = folder / "input.mp4", folder / "returned.mp4"
-        job.error, job.error_exit, job.recoverable = None, 0, False
+        said, job.error, job.error_exit, job.recoverable = job.error, None, 0, False
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not _intact(job.version.path, job.version_sha):
@@ -243,7 +243,7 @@ class _Runner:
                         job.submitted = None  # the embedded service died with the old process; sending again is free
                     if job.submitted is None:
                         if job.step == Step.SUBMITTING and not (self.resubmit or job.plan.provider == "local"):
-                            return self._uncertain(job)
+                            return self._uncertain(job, said)
                         self._cut(job)
                         if self._reuse(job):
                             return job
@@ -274,11 +274,11 @@ class _Runner:
                                         "please report this with the command line."))
         return job
 
-    def _uncertain(self, job: Job) -> Job:
-        """The last run stopped between sending the request and hearing back: it may be running, and billed."""
-        job.error = ("the process stopped while the request was being sent, so it may have reached the service (and be "
-                     "billed) without its id being kept. Check the service's dashboard for it; to send it again, run "
-                     "`ltx-retake resume --resubmit`.")
+    def _uncertain(self, job: Job, said: str | None) -> Job:
+        """The request was sent and no answer was kept: it may be running, and billed. Never sent again unasked."""
+        job.error = said or ("the process stopped while the request was being sent, so it may have reached the service "
+                             "(and be billed) without its id being kept. Check the service's dashboard for it; to send "
+                             "it again, run `ltx-retake resume --resubmit`.")
         job.error_exit = SubmitUncertainError.exit_code
         self.log(JobEvent(job.id, Step.SUBMITTING, job.error))
         return job
