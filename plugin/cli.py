@@ -149,8 +149,8 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         model=model_for(a.provider, settings, a.model), clip=a.clip, range=tuple(a.range) if a.range else None,
         markers=a.markers, track=a.track, per_clip=a.per_clip, split=a.split, placement=a.placement,
         media_dir=a.media_dir or (Path(settings.output_dir) if settings.output_dir else None),
-        overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel), local_protocol=a.local_protocol, rate=a.rate,
-        timeline_name=a.timeline_name,
+        overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel),
+        local_protocol=a.local_protocol, rate=a.rate, timeline_name=a.timeline_name,
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
@@ -286,7 +286,7 @@ def _cmd_jobs(a: argparse.Namespace) -> int:
             "run": r.id, "state": r.state, "timeline": str(r.timeline), "output": str(r.output),
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created)),
             "jobs": [{"id": j.name, "state": j.step.value, "clip": j.plan.clip_name, "record": j.plan.record_timecode,
-                      "request_id": j.request_id, "error": j.error, "recoverable": j.recoverable,
+                      "request_id": j.request_id, "reused_from": j.reused_from, "error": j.error, "recoverable": j.recoverable,
                       "version": j.version.get("path")} for j in r.jobs],
         } for r in runs], indent=2))
         return 0
@@ -296,7 +296,7 @@ def _cmd_jobs(a: argparse.Namespace) -> int:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         print(f"{r.id}\t{r.state}\t{when}\t{r.timeline.name} -> {r.output.name}")
         for j in r.jobs:
-            extra = f"\trequest {j.request_id}" if j.request_id else ""
+            extra = f"\trequest {j.request_id}" if j.request_id else f"\treused {j.reused_from}" if j.reused_from else ""
             extra += f"\t{j.error}" if j.error else ""
             print(f"  {j.name}\t{j.step.value}{' (resumable)' if j.recoverable else ''}\t{j.plan.clip_name}\t"
                   f"{j.plan.record_timecode}{extra}")
