@@ -12,6 +12,7 @@ import opentimelineio as otio
 
 from ..errors import InputError, TimelineReadError
 from ..paths import same_file
+from ..selection import require_lengths
 from ..timing import exact_rate
 
 __all__ = ["OtioFiles", "read_timeline", "write_timeline", "readable_suffixes", "sniff_edl_rate"]
@@ -129,7 +130,9 @@ def read_timeline(path: str | Path, *, rate: float | Fraction | None = None, nam
         )
     else:
         timeline = timelines[0]
-    return _normalise(timeline)
+    timeline = _normalise(timeline)
+    require_lengths(timeline, error=TimelineReadError)
+    return timeline
 
 
 def _timelines_in(obj) -> list[otio.schema.Timeline]:
@@ -154,8 +157,13 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | Path, *, overwrit
         adapter = otio.adapters.from_filepath(str(path)).name
     except Exception:
         raise InputError(f"Cannot tell which format to write from the name {path.name}; use .otio, .otioz, .edl, .xml or .aaf.") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    except OSError as exc:  # a read-only folder, a file where the folder should be, a full disk
+        raise InputError(
+            f"Cannot write {path.name} in {path.parent}: {exc.strerror or exc}. Choose a folder you can write to."
+        ) from None
     os.close(fd)
     try:
         kwargs = {"indent": 2} if adapter == "otio_json" else {}

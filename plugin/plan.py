@@ -15,7 +15,7 @@ from .errors import PlanError, SelectionError, UnsupportedEditError
 from .limits import Limits, largest_input_frames
 from .metadata import original_name
 from .ports import CutSpec, MediaInfo, RetakeMode
-from .selection import Selection, record_timecode, timeline_rate
+from .selection import Selection, record_timecode, shown_span, timeline_rate
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
 __all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
@@ -89,16 +89,29 @@ class SourceClip:
     clip_range: otio.opentime.TimeRange     # the clip's source_range (media in-point, record duration)
     clip_record: otio.opentime.TimeRange    # where the whole clip sits in the top-level track
     record_rate: Fraction
+    shown_record: otio.opentime.TimeRange | None = None  # the part a nest's trims let show (None: all of clip_record)
 
 
 def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path | None) -> SourceClip:
     """Trace a selection to its media file (no I/O: the file is probed by the caller)."""
     clip = sel.clip
+    track = timeline.tracks[sel.track_index] if 0 <= sel.track_index < len(timeline.tracks) else None
+    node = clip.parent()
+    while node is not None and node is not track:
+        node = node.parent()
+    if track is None or node is None:  # OTIO crashes the interpreter when asked to map time to a track that is not an ancestor
+        raise SelectionError(
+            f"{sel.label or repr(clip.name)}: the selection was made on another timeline (or on this one before it was edited); "
+            "select again on the current timeline."
+        )
     path = media_path_of(clip.media_reference, base_dir)
     scalar = time_scalar(clip)
-    track = timeline.tracks[sel.track_index]
     clip_record = clip.transformed_time_range(clip.trimmed_range(), track)
-    return SourceClip(sel, path, scalar, clip.trimmed_range(), clip_record, timeline_rate(timeline))
+    shown = shown_span(track, clip, sel.record_range)
+    if shown is None:
+        raise SelectionError(f"{sel.label}: the clip does not show there (a nest trims it away, or a layer above covers it); "
+                             "select what shows on the timeline.")
+    return SourceClip(sel, path, scalar, clip.trimmed_range(), clip_record, timeline_rate(timeline), shown)
 
 
 @dataclass(frozen=True)
@@ -178,11 +191,20 @@ def plan_retake(
     rate = exact_rate(info.frame_rate)
     rec_rate = src.record_rate
     rec_native = sel.record_range.start_time.rate  # the file's own float rate: times built at it meet the file's
+
+    def record_span(a: int, b: int) -> otio.opentime.TimeRange:
+        """Record frames [a, b) at the timeline's rate as track time at the track's own rate (which may differ)."""
+        start = frames_between_rates(a, rec_rate, exact_rate(rec_native))
+        return _TR(_RT(float(start), rec_native), _RT(float(frames_between_rates(b, rec_rate, exact_rate(rec_native)) - start), rec_native))
     clip = sel.clip
     origin = _origin_frames(clip.media_reference, info, src.clip_range, rate)
     clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
     clip_rec_start = round(to_frames(src.clip_record.start_time, rec_rate))
     clip_rec_end = clip_rec_start + round(to_frames(src.clip_record.duration, rec_rate))
+    shown_start, shown_end = clip_rec_start, clip_rec_end  # a short selection widens only over what shows
+    if src.shown_record is not None:
+        shown_start = round(to_frames(src.shown_record.start_time, rec_rate))
+        shown_end = shown_start + round(to_frames(src.shown_record.duration, rec_rate))
 
     def file_frame(rec: int) -> Fraction:
         """The file frame shown at record frame `rec` (fractional between frames)."""
@@ -191,6 +213,11 @@ def plan_retake(
 
     ra = round(to_frames(sel.record_range.start_time, rec_rate))
     rb = ra + round(to_frames(sel.record_range.duration, rec_rate))
+    if rb <= ra:
+        raise PlanError(
+            f"{sel.label}: the selection lasts less than one frame of the timeline ({rate_text(rec_rate)} fps); "
+            "select at least one whole frame."
+        )
     notes: list[str] = list(sel.notes)
     min_w = limits.min_window_frames(rate)
     max_w = limits.max_window_frames(rate)
@@ -214,9 +241,9 @@ def plan_retake(
         notes_split = f"split {seconds:.2f} s into {pieces} jobs"
         out = []
         for a, b in zip(bounds, bounds[1:]):
-            piece = Selection(sel.track_index, clip, _TR(_RT(a, rec_native), _RT(b - a, rec_native)), sel.prompt,
+            piece = Selection(sel.track_index, clip, record_span(a, b), sel.prompt,
                               f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
-            sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate)
+            sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate, src.shown_record)
             for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model):
                 out.append(_with_note(p, notes_split))
         return out
@@ -225,8 +252,8 @@ def plan_retake(
     sa, sb = ra, rb
     if span(ra, rb) < min_w:
         before = span(ra, rb)
-        while span(sa, sb) < min_w and (sa > clip_rec_start or sb < clip_rec_end):
-            if sb < clip_rec_end and (sb - rb <= ra - sa or sa <= clip_rec_start):
+        while span(sa, sb) < min_w and (sa > shown_start or sb < shown_end):
+            if sb < shown_end and (sb - rb <= ra - sa or sa <= shown_start):
                 sb += 1
             else:
                 sa -= 1
@@ -259,7 +286,14 @@ def plan_retake(
     cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate)
     notes.extend(cut_notes)
 
-    record = _TR(_RT(ra, rec_native), _RT(rb - ra, rec_native))
+    record = record_span(ra, rb)
+    shown = src.shown_record or src.clip_record
+    if record.start_time < shown.start_time or record.end_time_exclusive() > shown.end_time_exclusive():
+        # A clip at another rate than the timeline's starts or ends between record frames: what goes back
+        # on the track stays inside the clip.
+        start = max(record.start_time, shown.start_time)
+        end = min(record.end_time_exclusive(), shown.end_time_exclusive())
+        record = _TR(start.rescaled_to(rec_native), (end - start).rescaled_to(rec_native))
     clip_rate = src.clip_range.start_time.rate  # as the file writes it, so the pieces meet the clip's own times
     src_start = src.clip_range.start_time + _frames_as_time(Fraction(ra - clip_rec_start) * src.scalar, rec_rate, clip_rate)
     source_range = _TR(src_start, _frames_as_time(Fraction(rb - ra), rec_rate, clip_rate))

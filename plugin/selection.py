@@ -20,6 +20,10 @@ __all__ = [
     "clip_at",
     "selections_in",
     "clips_on_track",
+    "visible_range",
+    "clip_showing",
+    "shown_span",
+    "require_lengths",
     "track_label",
     "native_rate",
     "record_timecode",
@@ -47,9 +51,9 @@ def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:
     if timeline.global_start_time is not None:
         return exact_rate(timeline.global_start_time.rate)
     for track in timeline.tracks:
-        for item in track:
-            if item.source_range is not None:
-                return exact_rate(item.source_range.duration.rate)
+        rate = _first_rate(track)
+        if rate is not None:
+            return exact_rate(rate)
     raise SelectionError(f"The timeline {timeline.name!r} has no clips with a rate; there is nothing to retake.")
 
 
@@ -61,11 +65,25 @@ def native_rate(timeline: otio.schema.Timeline, ti: int | None = None) -> float:
     """
     tracks = [timeline.tracks[ti]] if ti is not None else list(timeline.tracks)
     for track in tracks:
-        for item in track:
-            if item.source_range is not None:
-                return item.source_range.duration.rate
+        rate = _first_rate(track)
+        if rate is not None:
+            return rate
     g = timeline.global_start_time
     return g.rate if g is not None else float(timeline_rate(timeline))
+
+
+def _first_rate(track: otio.schema.Track) -> float | None:
+    """The rate of the first item on the track that has a source range (inside nests too); transitions have none."""
+    for item in track:
+        if isinstance(item, otio.schema.Transition):
+            continue
+        if item.source_range is not None:
+            return item.source_range.duration.rate
+        if isinstance(item, otio.core.Composition):
+            for clip in item.find_clips():
+                if clip.source_range is not None:
+                    return clip.source_range.duration.rate
+    return None
 
 
 def _global_start_frames(timeline: otio.schema.Timeline, rate: Fraction) -> int:
@@ -77,6 +95,22 @@ def record_timecode(timeline: otio.schema.Timeline, t: otio.opentime.RationalTim
     """A track time as the record timecode an editor sees (global start added)."""
     rate = timeline_rate(timeline)
     return format_timecode(_global_start_frames(timeline, rate) + round(t.rescaled_to(float(rate)).value), rate)
+
+
+def require_lengths(timeline: otio.schema.Timeline, track_index: int | None = None, error: type[Exception] = SelectionError) -> None:
+    """Refuse a clip OTIO cannot give a length: no source range, and media without an available range."""
+    tracks = list(timeline.tracks) if track_index is None else [timeline.tracks[track_index]]
+    for track in tracks:
+        for clip in track.find_clips():
+            if clip.source_range is not None:
+                continue
+            try:
+                clip.available_range()
+            except otio.exceptions.OTIOError:
+                raise error(
+                    f"Clip {clip.name!r} on track {track.name or track.kind} has no length: it has no source range and its "
+                    "media has no available range. Export the timeline again with the media online, or trim the clip."
+                ) from None
 
 
 def find_track(timeline: otio.schema.Timeline, track: str | int | None, kind: str = otio.schema.TrackKind.Video) -> int:
@@ -125,9 +159,31 @@ def clips_on_track(track: otio.schema.Track) -> list[tuple[otio.schema.Clip, oti
     return out
 
 
+def visible_range(clip: otio.schema.Clip, track: otio.schema.Track) -> otio.opentime.TimeRange | None:
+    """The part of a clip that shows, in the track's time: a nest's trims hide the rest (None when nothing shows).
+
+    `transformed_time_range` maps a nested clip's whole range out of its nests without clipping it to their
+    trims, so a clip a nest has trimmed away would seem to sit where nothing of it shows.
+    """
+    rng = clip.range_in_parent()
+    node = clip.parent()
+    while node is not None and node is not track:
+        trimmed = node.trimmed_range()
+        start = max(rng.start_time, trimmed.start_time)
+        end = min(rng.end_time_exclusive(), trimmed.end_time_exclusive())
+        if end <= start:
+            return None
+        rng = node.transformed_time_range(_TR(start, end - start), node.parent())
+        node = node.parent()
+    if node is None or rng.duration.value <= 0:
+        return None
+    return rng
+
+
 def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | None = None) -> Selection:
     """The whole of one clip: by name, or by `#N` (the N-th clip on the track, counting from 1)."""
     ti = find_track(timeline, track)
+    require_lengths(timeline, ti)
     track_obj = timeline.tracks[ti]
     clips = clips_on_track(track_obj)
     text = clip.strip()
@@ -150,9 +206,19 @@ def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | No
             )
     c, r = found[0]
     label = f"{c.name} on {track_label(timeline, ti)}"
+    shown = visible_range(c, track_obj)
+    if shown is None:
+        raise SelectionError(f"{label} is trimmed out of its nest: none of it shows on the timeline. Pick a clip that shows.")
+    r = shown
     clear = _clear_of_transitions(track_obj, r)
     if clear is None:
         raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
+    if any(item is not c for item, _ in _visible(track_obj, clear)):
+        why = "it is disabled" if not c.enabled else "a clip on a layer above covers it"
+        raise SelectionError(
+            f"{label} does not show over {_span(timeline, clear)}: {why}. Retake the clip that shows there "
+            "(select it with --range), or change the nest in the NLE."
+        )
     notes = ()
     if clear != r:
         notes = (f"the clip's dissolves were left out: the retake covers {_span(timeline, clear)} of {_span(timeline, r)}",)
@@ -175,6 +241,7 @@ def select_range(timeline: otio.schema.Timeline, start: str, end: str, track: st
     if b <= a:
         raise SelectionError(f"The range {start} - {end} is empty or backwards; the out point is exclusive and must come after the in point.")
     ti = find_track(timeline, track)
+    require_lengths(timeline, ti)
     native = native_rate(timeline, ti)
     if exact_rate(native) == rate:
         rng = _TR(_RT(a, native), _RT(b - a, native))
@@ -271,11 +338,41 @@ def _visible(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> list[tup
     return pieces
 
 
+def clip_showing(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> otio.schema.Clip | None:
+    """The clip that shows over the middle of `rng` (in a nest, its top enabled layer); None over a gap."""
+    mid = rng.start_time + _RT(rng.duration.value / 2, rng.duration.rate)
+    pieces = [(item, part) for item, part in _visible(track, rng) if item is not None]
+    for item, part in pieces:
+        if part.start_time <= mid < part.end_time_exclusive():
+            return item
+    return max(pieces, key=lambda ip: ip[1].duration.to_seconds())[0] if pieces else None
+
+
+def shown_span(track: otio.schema.Track, clip: otio.schema.Clip, around: otio.opentime.TimeRange) -> otio.opentime.TimeRange | None:
+    """The stretch of track time around `around` over which `clip` is what shows: within the nests' trims and
+    not under a layer above (None when it does not show there)."""
+    whole = visible_range(clip, track)
+    if whole is None:
+        return None
+    mid = around.start_time + _RT(around.duration.value / 2, around.duration.rate)
+    run: list[otio.opentime.TimeRange] = []
+    for item, part in _visible(track, whole):
+        if item is not clip:
+            if run and run[-1].end_time_exclusive() > mid:
+                break
+            run = []
+            continue
+        run.append(part)
+    if not run or not (run[0].start_time <= mid < run[-1].end_time_exclusive()):
+        return None
+    return _TR(run[0].start_time, run[-1].end_time_exclusive() - run[0].start_time)
+
+
 def _visible_in_composition(comp, top: otio.schema.Track, part) -> list:
     layered = []  # (layer, clip, range in top time); later layers of a stack sit on top
     for clip in comp.find_clips():
-        r = clip.transformed_time_range(clip.trimmed_range(), top)
-        if r.duration.value > 0 and r.intersects(part) and clip.enabled:
+        r = visible_range(clip, top)
+        if r is not None and r.intersects(part) and clip.enabled:
             layer, node = 0, clip
             while node.parent() is not comp and node.parent() is not None:
                 node = node.parent()
@@ -313,6 +410,7 @@ def _span(timeline, rng: otio.opentime.TimeRange) -> str:
 def select_markers(timeline: otio.schema.Timeline, track: str | int | None = None) -> list[Selection]:
     """Batch mode: every marker (on the timeline, the track or its clips) is a selection; its name or comment the prompt."""
     ti = find_track(timeline, track)
+    require_lengths(timeline, ti)
     trk = timeline.tracks[ti]
     found: list[tuple[otio.schema.Marker, otio.opentime.TimeRange]] = []
     for m in timeline.tracks.markers:
@@ -321,11 +419,13 @@ def select_markers(timeline: otio.schema.Timeline, track: str | int | None = Non
         found.append((m, m.marked_range))
     hidden = 0
     for clip, _ in clips_on_track(trk):
+        shown = visible_range(clip, trk)
         for m in clip.markers:
-            if not _shows(clip.trimmed_range(), m.marked_range.start_time):
-                hidden += 1  # outside the clip's used range: not on the timeline as the editor sees it
+            at = clip.transformed_time_range(m.marked_range, trk)
+            if not _shows(clip.trimmed_range(), m.marked_range.start_time) or shown is None or not _shows(shown, at.start_time):
+                hidden += 1  # outside the clip's used range (or trimmed out of its nest): not on the timeline as the editor sees it
                 continue
-            found.append((m, clip.transformed_time_range(m.marked_range, trk)))
+            found.append((m, at))
     if not found:
         extra = f" ({hidden} clip markers lie outside their clips' used ranges and do not show)" if hidden else ""
         raise SelectionError(f"Track {track_label(timeline, ti)} and the timeline have no markers{extra}; add markers or use --clip / --range.")
@@ -349,8 +449,10 @@ def _shows(rng: otio.opentime.TimeRange, t: otio.opentime.RationalTime) -> bool:
 
 def clip_at(timeline: otio.schema.Timeline, ti: int, t: otio.opentime.RationalTime) -> tuple[otio.schema.Clip, otio.opentime.TimeRange] | None:
     """The clip (nested ones included) that shows at track time `t` on track `ti`, with its track range."""
-    for clip, r in clips_on_track(timeline.tracks[ti]):
-        if r.contains(t):
+    track = timeline.tracks[ti]
+    for clip, r in clips_on_track(track):
+        shown = visible_range(clip, track)
+        if shown is not None and shown.contains(t):
             return clip, r
     return None
 

@@ -17,7 +17,7 @@ from .errors import SpliceError
 from .metadata import NS, original_name
 from .paths import safe_stem, shot_name
 from .plan import Plan
-from .selection import clips_on_track, track_label
+from .selection import clip_showing, clips_on_track, timeline_rate, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
            "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
@@ -88,20 +88,31 @@ def _frames(t: otio.opentime.RationalTime, rate: float) -> int:
     return round(t.rescaled_to(rate).value)
 
 
-def _covers(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRange) -> bool:
-    rate = rng.start_time.rate
-    return (_frames(rng.start_time, rate) <= _frames(window.start_time, rate)
-            and _frames(rng.end_time_exclusive(), rate) >= _frames(window.end_time_exclusive(), rate)
-            and _frames(window.start_time, rate) < _frames(rng.end_time_exclusive(), rate))
+def _covers(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRange, timeline: otio.schema.Timeline) -> bool:
+    """Whether the clip at `rng` holds the window: its middle inside, its ends within half a frame of the clip's.
+
+    Half a frame (of the coarsest rate at play) absorbs what rounding to record frames does where a clip's
+    rate is not the timeline's (its cuts fall between record frames); a window one whole frame over is refused.
+    """
+    slack = 0.5 / min(rng.start_time.rate, window.start_time.rate, float(timeline_rate(timeline))) + 1e-6
+    s0, e0 = rng.start_time.to_seconds(), rng.end_time_exclusive().to_seconds()
+    w0, w1 = window.start_time.to_seconds(), window.end_time_exclusive().to_seconds()
+    return w0 >= s0 - slack and w1 <= e0 + slack and s0 <= (w0 + w1) / 2 < e0
+
+
+def _window_in_clip(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRange, rate: float, frames: int) -> tuple[int, int]:
+    """The window as whole frames [first, end) of the clip (at its own `rate`), kept inside its `frames`."""
+    first = _frames(window.start_time - rng.start_time, rate)
+    end = _frames(window.end_time_exclusive() - rng.start_time, rate)
+    return max(0, first), min(frames, end)
 
 
 def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
     """The clip that shows the planned record range now (earlier splices may have split the original)."""
     track = timeline.tracks[plan.track_index]
+    shown = clip_showing(track, plan.record_range)  # in a nest, lower layers hold the window too: the top one shows
     for item, rng in clips_on_track(track):
-        if _covers(rng, plan.record_range):
-            if original_name(item) != plan.clip_name:
-                break
+        if item is shown and _covers(rng, plan.record_range, timeline) and original_name(item) == plan.clip_name:
             return item, rng
     raise SpliceError(
         f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
@@ -119,7 +130,7 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
         if track.kind != otio.schema.TrackKind.Audio or ti == plan.track_index:
             continue
         for item, rng in clips_on_track(track):
-            if not _covers(rng, plan.record_range):
+            if not _covers(rng, plan.record_range, timeline):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
             if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
@@ -139,19 +150,27 @@ def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> N
 
 
 def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
-    """Split the clip at the window's edges; the middle part gets the retake as its active media reference."""
+    """Split the clip at the window's edges; the middle part gets the retake as its active media reference.
+
+    All or nothing: the pieces are built aside and swapped in last; a refusal leaves the timeline as it was.
+    """
     clip, rng = _locate(timeline, plan)
-    before = timeline.duration()
+    before = _lengths(timeline, plan)
     trimmed = clip.trimmed_range()
     rate = trimmed.duration.rate
-    offset_f = _frames(plan.record_range.start_time, rate) - _frames(rng.start_time, rate)
-    length_f = _frames(plan.record_range.duration, rate)
+    clip_frames = _frames(trimmed.duration, rate)
+    offset_f, end_f = _window_in_clip(rng, plan.record_range, rate, clip_frames)
+    length_f = end_f - offset_f
     length = otio.opentime.RationalTime(length_f, rate)
-    if offset_f == 0 and length_f == _frames(rng.duration, rate) and clip.metadata.get(NS):
-        middle = clip  # the same window was retaken before: add a version, no split
+    if length_f < 1:
+        raise SpliceError(f"{plan.label}: the window {plan.record_timecode} holds no whole frame of clip {clip.name!r}; "
+                          "retake a longer part of it.")
+    if version.key in clip.media_references():
+        raise SpliceError(f"{clip.name!r} already has a version {version.key}; pick the next number.")
+    if offset_f == 0 and length_f == clip_frames and clip.metadata.get(NS):
+        middle = clip.clone()  # the same window was retaken before: add a version, no split
+        pieces = [middle]
     else:
-        parent = clip.parent()
-        index = list(parent).index(clip)
         offset_c = otio.opentime.RationalTime(offset_f, rate)
         end_c = otio.opentime.RationalTime(offset_f + length_f, rate)
         pieces = []
@@ -171,12 +190,7 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version)
             pieces.append(right)
         for piece in pieces:
             _keep_markers(piece, piece.source_range)
-        del parent[index]
-        for i, piece in enumerate(pieces):
-            parent.insert(index + i, piece)
     refs = dict(middle.media_references())
-    if version.key in refs:
-        raise SpliceError(f"{middle.name!r} already has a version {version.key}; pick the next number.")
     refs[version.key] = _version_reference(plan, version)
     middle.set_media_references(refs, version.key)
     meta = dict(middle.metadata.get(NS, {}))
@@ -186,25 +200,42 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version)
     meta.update(active=version.key, versions=versions, placement="splice")
     middle.metadata[NS] = meta
     middle.name = version.name
-    _check_unchanged(timeline, before, plan)
+    parent = clip.parent()
+    index = list(parent).index(clip)
+    # A copy to put back on failure: OTIO may free the clip itself once it leaves its parent (a wrapper first
+    # made by range_of_all_children does not keep it alive), and putting a freed clip back crashes Python.
+    backup = clip.clone()
+    del parent[index]
+    for i, piece in enumerate(pieces):
+        parent.insert(index + i, piece)
+    try:
+        _check_unchanged(timeline, before, plan)
+    except SpliceError:
+        del parent[index:index + len(pieces)]
+        parent.insert(index, backup)
+        raise
     return middle
 
 
 def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
     """Put the retake on the first track above that is free over the window (a new track when none is)."""
-    clip, _ = _locate(timeline, plan)
-    before = timeline.duration()
+    clip, rng = _locate(timeline, plan)
+    before = _lengths(timeline, plan)
     source_track = timeline.tracks[plan.track_index]
+    window = _inside(plan.record_range, rng)
     target = None
     for i in range(plan.track_index + 1, len(timeline.tracks)):
         t = timeline.tracks[i]
-        if t.kind == source_track.kind and _is_free(t, plan.record_range):
+        if t.kind == source_track.kind and _is_free(t, window):
             target = t
             break
+    added = target is None
     if target is None:
         target = otio.schema.Track(name=RETAKE_TRACK_NAME, kind=source_track.kind)
         timeline.tracks.append(target)
-    new = otio.schema.Clip(name=version.name, source_range=_TR(plan.source_range.start_time, plan.source_range.duration))
+    kept = [] if added else [item.clone() for item in target]  # copies, for the reason splice_version keeps one
+    rate = plan.source_range.duration.rate  # as long on the track as the window, whatever rate the media counts in
+    new = otio.schema.Clip(name=version.name, source_range=_TR(plan.source_range.start_time, window.duration.rescaled_to(rate)))
     new.set_media_references({version.key: _version_reference(plan, version)}, version.key)
     for effect in clip.effects:
         if isinstance(effect, otio.schema.LinearTimeWarp):
@@ -217,9 +248,27 @@ def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) ->
         "placement": "above",
         "source_track": source_track.name or plan.track_index,
     }
-    _overwrite_gap(target, new, plan.record_range)
-    _check_unchanged(timeline, before, plan)
+    try:
+        _overwrite_gap(target, new, window)
+        _check_unchanged(timeline, before, plan)
+    except SpliceError:  # all or nothing: the track above goes back to what it was
+        if added:
+            del timeline.tracks[len(timeline.tracks) - 1]
+        else:
+            del target[:]
+            target.extend(kept)
+        raise
     return new
+
+
+def _inside(window: otio.opentime.TimeRange, rng: otio.opentime.TimeRange) -> otio.opentime.TimeRange:
+    """The window cut to the clip's range (it can spill a hair over where the clip's rate is not the timeline's)."""
+    start = max(window.start_time, rng.start_time)
+    end = min(window.end_time_exclusive(), rng.end_time_exclusive())
+    if start == window.start_time and end == window.end_time_exclusive():
+        return window
+    rate = window.start_time.rate
+    return _TR(start.rescaled_to(rate), (end - start).rescaled_to(rate))
 
 
 def _is_free(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> bool:
@@ -243,36 +292,42 @@ def _overwrite_gap(track: otio.schema.Track, item: otio.schema.Clip, rng: otio.o
         track.append(item)
         return
     ranges = track.range_of_all_children()
-    for index, gap in enumerate(list(track)):
-        r = ranges[gap]
-        if not isinstance(gap, otio.schema.Gap) or not r.contains(rng.start_time):
-            continue
-        head = rng.start_time - r.start_time
-        tail = r.end_time_exclusive() - rng.end_time_exclusive()
-        pieces = []
-        if head.value > 0:
-            pieces.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), head.rescaled_to(rate))))
-        pieces.append(item)
-        if tail.value > 0:
-            pieces.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), tail.rescaled_to(rate))))
-        elif tail.value < 0:
-            # The gap ends inside the window: the track ends there (checked free by the caller).
-            if index != len(track) - 1:
-                raise SpliceError("The track above is not free over the whole window.")
-        del track[index]
-        for i, piece in enumerate(pieces):
-            track.insert(index + i, piece)
-        return
-    raise SpliceError("No free space on the track above over the window.")
+    items = list(track)
+    first = next((i for i, it in enumerate(items)
+                  if isinstance(it, otio.schema.Gap) and ranges[it].contains(rng.start_time)), None)
+    if first is None:
+        raise SpliceError(f"The track {track.name or 'above'} has no free space at the window; place the retake as a splice instead.")
+    last = first  # the run of gaps the window covers (editing often leaves several in a row)
+    while last + 1 < len(items) and ranges[items[last]].end_time_exclusive() < rng.end_time_exclusive():
+        if not isinstance(items[last + 1], otio.schema.Gap):
+            raise SpliceError(f"The track {track.name or 'above'} is not free over the whole window; place the retake as a splice instead.")
+        last += 1
+    head = rng.start_time - ranges[items[first]].start_time
+    tail = ranges[items[last]].end_time_exclusive() - rng.end_time_exclusive()  # below zero: the track ends inside the window
+    pieces = []
+    if head.value > 0:
+        pieces.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), head.rescaled_to(rate))))
+    pieces.append(item)
+    if tail.value > 0:
+        pieces.append(otio.schema.Gap(source_range=_TR(_RT(0, rate), tail.rescaled_to(rate))))
+    del track[first:last + 1]
+    for i, piece in enumerate(pieces):
+        track.insert(first + i, piece)
+
+
+def _lengths(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.opentime.RationalTime, otio.opentime.RationalTime]:
+    """The timeline's and the spliced track's lengths: a longer track elsewhere must not hide a change."""
+    return timeline.duration(), timeline.tracks[plan.track_index].duration()
 
 
 def _check_unchanged(timeline, before, plan: Plan) -> None:
-    after = timeline.duration()
-    if not after.almost_equal(before):
-        raise SpliceError(
-            f"Splicing {plan.label} would change the timeline's length from {before.to_seconds():.3f} s to "
-            f"{after.to_seconds():.3f} s; nothing was saved. Please report this with the timeline."
-        )
+    # Within a microsecond: a track mixing rates sums its pieces in floating point, a hair off the whole clip's.
+    for was, now, what in zip(before, _lengths(timeline, plan), ("the timeline's", f"track {track_label(timeline, plan.track_index)}'s")):
+        if abs(now.to_seconds() - was.to_seconds()) > 1e-6:
+            raise SpliceError(
+                f"Splicing {plan.label} would change {what} length from {was.to_seconds():.3f} s to "
+                f"{now.to_seconds():.3f} s; nothing was saved. Please report this with the timeline."
+            )
 
 
 def describe_landing(timeline: otio.schema.Timeline, plan: Plan, placement: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import opentimelineio as otio
 
 from .errors import SelectionError
-from .selection import clips_on_track, record_timecode, track_label
+from .selection import clips_on_track, record_timecode, require_lengths, track_label
 from .metadata import NS, original_name
 from .paths import shot_name
 
@@ -38,6 +38,7 @@ class RetakenClip:
 
 def list_versions(timeline: otio.schema.Timeline) -> list[RetakenClip]:
     """Every clip with retakes, in track then record order."""
+    require_lengths(timeline)
     out = []
     for ti, track in enumerate(timeline.tracks):
         for clip, rng in clips_on_track(track):

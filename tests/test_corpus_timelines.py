@@ -10,7 +10,7 @@ import pytest
 from ltx_retake.adapters.timeline_files import read_timeline, sniff_edl_rate
 from ltx_retake.errors import RetakeError, SelectionError, TimelineReadError, UnsupportedEditError
 from ltx_retake.plan import media_path_of, source_clip, time_scalar
-from ltx_retake.selection import find_track, select_clip, select_markers, select_range, timeline_rate
+from ltx_retake.selection import clips_on_track, find_track, select_clip, select_markers, select_range, timeline_rate
 
 TIMELINES = [
     "aaf/transitions.aaf",
@@ -108,9 +108,20 @@ def test_fcpxml_library_needs_a_timeline_name(corpus):
     tl = read_timeline(corpus / "fcpxml/fcpx_example.fcpxml", name="OpenTimeline_Project")
     sels = select_markers(tl)
     assert sels[0].prompt == "Marker 1"
-    # compound clips show their top layer; every clip on V1 traces to its media
-    for n in range(1, len(list(tl.tracks[0].find_clips())) + 1):
-        source_clip(tl, select_clip(tl, f"#{n}"), None)
+    # compound clips show their top layer; every clip on V1 that shows traces to its media. The compound clips
+    # are trimmed (frames 109-1008, then 57-356): the clips they trim away, and those a layer above covers,
+    # do not show and are refused by name.
+    hidden = []
+    for n in range(1, len(clips_on_track(tl.tracks[find_track(tl, None)])) + 1):
+        try:
+            sel = select_clip(tl, f"#{n}")
+        except SelectionError as exc:
+            assert "trimmed out of its nest" in str(exc) or "a clip on a layer above covers it" in str(exc)
+            hidden.append(n)
+            continue
+        assert sel.record_range.end_time_exclusive() <= tl.tracks[0].duration()
+        source_clip(tl, sel, None)
+    assert hidden == [2, 3, 5, 6, 11, 12, 14, 15, 16]
 
 
 def test_nested_example_clips_are_found_inside_stacks(corpus):

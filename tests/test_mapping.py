@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import opentimelineio as otio
 import pytest
@@ -11,7 +12,9 @@ from ltx_retake.errors import PlanError, SelectionError, UnsupportedEditError
 from ltx_retake.limits import limits_for
 from ltx_retake.plan import plan_retake, source_clip
 from ltx_retake.ports import RetakeMode
-from ltx_retake.selection import select_clip, select_markers, select_range
+from ltx_retake.selection import select_clip, select_markers, select_range, timeline_rate
+from ltx_retake.splice import Version, splice_version
+from ltx_retake.versions import list_versions
 
 from timelines import RT, TR, clip, info, timeline
 
@@ -220,3 +223,111 @@ def test_clip_by_index_and_ambiguous_names():
         select_clip(tl, "#4")
     with pytest.raises(SelectionError, match="No clip named 'zz'.*'a', 'a', 'c'"):
         select_clip(tl, "zz")
+
+
+def test_a_nest_and_a_dissolve_first_on_the_track_do_not_hide_its_rate():
+    """Found by tests/test_properties.py: the rate came from the first item, and a transition has no source range."""
+    inner = otio.schema.Track()
+    inner.append(clip("n", "/m/a.mov", 86400, 48))
+    nest = otio.schema.Stack()
+    nest.append(inner)
+    tl = timeline(nest, otio.schema.Transition(in_offset=RT(0, 24), out_offset=RT(0, 24)), clip("b", "/m/a.mov", 86400, 96),
+                  start=None)
+    assert timeline_rate(tl) == 24
+    (sel,) = select_range(tl, "60", "100")
+    assert sel.clip.name == "b" and sel.record_range == TR(RT(60, 24), RT(40, 24))
+    assert select_clip(tl, "n").record_range == TR(RT(0, 24), RT(48, 24))
+
+
+def nest_trimmed_to(start: int, dur: int, *clips) -> otio.schema.Stack:
+    inner = otio.schema.Track(name="inner")
+    for c in clips:
+        inner.append(c)
+    inner.source_range = TR(RT(start, 24), RT(dur, 24))
+    nest = otio.schema.Stack(name="nest")
+    nest.append(inner)
+    return nest
+
+
+def test_a_clip_a_nest_trims_away_is_refused_and_one_it_trims_is_cut_to_what_shows():
+    """Found by tests/test_properties.py: nested clips were placed by their whole range, past the nest's trim."""
+    nest = nest_trimmed_to(50, 100, clip("n1", "/m/a.mov", 86400, 100), clip("n2", "/m/a.mov", 86400 + 500, 100),
+                           clip("n3", "/m/a.mov", 86400 + 900, 100))
+    tl = timeline(clip("head", "/m/a.mov", 86400, 48), nest)  # the nest shows n1's frames 50-99, then n2's 0-49
+    assert tl.duration().value == 148
+    with pytest.raises(SelectionError, match="n3 on V1 is trimmed out of its nest: none of it shows"):
+        select_clip(tl, "n3")
+    sel = select_clip(tl, "n2")
+    assert sel.record_range == TR(RT(98, 24), RT(50, 24))  # not 98..198, past the timeline's end
+    (p,) = plan(tl, sel, info())
+    assert p.record_range == TR(RT(98, 24), RT(50, 24)) and p.window_start_frame == 500
+    # A short selection widens only over what shows (before n2's first frame is n1, not more of n2).
+    (short,) = select_range(tl, "01:00:04:02", "01:00:04:14")  # record 98..110
+    (p,) = plan(tl, short, info())
+    assert p.record_range.start_time.value >= 98 and p.record_range.end_time_exclusive().value <= 148
+    assert p.window_frames == 48
+
+
+def stacked(low: otio.schema.Clip, top: otio.schema.Clip) -> otio.schema.Stack:
+    nest = otio.schema.Stack(name="nest")
+    for c in (low, top):
+        layer = otio.schema.Track()
+        layer.append(c)
+        nest.append(layer)
+    return nest
+
+
+def test_a_clip_hidden_under_a_layer_above_is_refused_by_name():
+    """Found by tests/test_properties.py: picking a covered clip by name retook what nobody sees."""
+    tl = timeline(stacked(clip("low", "/m/a.mov", 86400, 120), clip("top", "/m/b.mov", 86400, 120)))
+    with pytest.raises(SelectionError, match="low on V1 does not show .*a clip on a layer above covers it"):
+        select_clip(tl, "low")
+    assert select_clip(tl, "top").clip.name == "top"
+    tl.tracks[0][0][1][0].enabled = False  # a disabled top layer lets the one below show
+    with pytest.raises(SelectionError, match="top on V1 does not show .*it is disabled"):
+        select_clip(tl, "top")
+    assert select_clip(tl, "low").clip.name == "low"
+
+
+def test_a_selection_from_another_timeline_is_refused_not_a_crash():
+    """Found by tests/test_properties.py: OTIO crashes the interpreter mapping time to a track that is not an ancestor."""
+    tl = timeline(clip("a", "/m/a.mov", 86400, 120))
+    sel = select_clip(tl, "a")
+    with pytest.raises(SelectionError, match="made on another timeline .*select again on the current timeline"):
+        source_clip(tl.deepcopy(), sel, None)
+
+
+def test_a_clip_shorter_than_a_timeline_frame_is_refused_when_planned():
+    """Found by tests/test_properties.py: a 1-frame 50 fps clip on a 23.976 timeline planned an empty record range."""
+    tl = timeline(clip("a", "/m/a.mov", 0, 1, rate=50), rate=24000 / 1001, start=0)
+    with pytest.raises(PlanError, match=r"less than one frame of the timeline \(23\.976 fps\)"):
+        plan(tl, select_clip(tl, "a"), info(rate=Fraction(50), start_frame=0, tc=None))
+
+
+def test_a_clip_without_any_length_is_refused_by_name():
+    """Found by tests/test_properties.py: OTIO's CannotComputeAvailableRangeError leaked out of the selections."""
+    tl = timeline(clip("a", "/m/a.mov", 86400, 48), otio.schema.Clip(name="nolength", media_reference=otio.schema.ExternalReference(target_url="/m/b.mov")))
+    for select in (lambda: select_clip(tl, "a"), lambda: select_range(tl, "0", "24"), lambda: select_markers(tl),
+                   lambda: list_versions(tl)):
+        with pytest.raises(SelectionError, match="Clip 'nolength' on track V1 has no length: .*Export the timeline again"):
+            select()
+
+
+def test_a_short_selection_widens_only_over_where_its_clip_shows_in_a_nest():
+    """Found by tests/test_properties.py: the widening ran under the layer above, so the splice found another clip."""
+    low = otio.schema.Track()
+    low.append(clip("low", "/m/a.mov", 86400 + 500, 120))
+    top = otio.schema.Track()
+    top.append(otio.schema.Gap(source_range=TR(RT(0, 24), RT(24, 24))))
+    top.append(clip("top", "/m/b.mov", 86400, 96))
+    nest = otio.schema.Stack(name="nest")
+    nest.append(low)
+    nest.append(top)
+    tl = timeline(clip("head", "/m/a.mov", 86400, 48), nest)  # low shows at record 48..71, then top covers it
+    (sel,) = select_range(tl, "48", "60")
+    assert sel.clip.name == "low"
+    (p,) = plan(tl, sel, info())
+    assert p.record_range == TR(RT(48, 24), RT(24, 24))  # not into 72.., where top shows
+    assert p.window_frames == 48 and p.window_start_frame <= 500
+    splice_version(tl, p, Version(1, "low", Path("/r/low_retake_v001.mp4"), {}))
+    assert [c.name for c in low] == ["low_retake_v001", "low"]

@@ -9,7 +9,7 @@ import opentimelineio as otio
 import pytest
 
 from ltx_retake.adapters.timeline_files import read_timeline, write_timeline
-from ltx_retake.errors import InputError, SelectionError
+from ltx_retake.errors import InputError, SelectionError, SpliceError, TimelineReadError
 from ltx_retake.limits import limits_for
 from ltx_retake.plan import plan_retake, source_clip
 from ltx_retake.ports import RetakeMode
@@ -249,3 +249,111 @@ def test_a_clip_named_after_its_file_gets_hiero_style_version_names():
     assert tl.tracks[0][1].name == "sc01_sh010.mov"
     use_version(tl, "sc01_sh010.mov", "v005")
     assert tl.tracks[0][1].name == "sc01_sh010_retake_v005"
+
+
+def test_a_refused_version_number_leaves_the_timeline_as_it_was():
+    """Found by tests/test_properties.py: the clip was split before the taken number was noticed."""
+    tl = three_clips()
+    p = plan_for(tl, "01:00:06:00", "01:00:12:00")
+    splice_version(tl, p, version(p, 1))
+    before = otio.adapters.write_to_string(tl)
+    inside = plan_for(tl, "01:00:07:00", "01:00:10:00")  # inside the v001 piece, which carries retake_v001
+    with pytest.raises(SpliceError, match="already has a version retake_v001; pick the next number"):
+        splice_version(tl, inside, version(inside, 1))
+    assert otio.adapters.write_to_string(tl) == before
+
+
+@pytest.mark.parametrize("timeline_rate,clip_rate", [(30.0, 30000 / 1001), (50.0, 24.0), (50.0, 30.0)])
+def test_a_clip_at_another_rate_than_the_timeline_splices_and_keeps_the_length(timeline_rate, clip_rate):
+    """Found by tests/test_properties.py: the pieces' float sum missed the length by 1e-13 s and was refused."""
+    tl = timeline(clip("z", "/m/a.mov", 0, 20, rate=timeline_rate), clip("a", "/m/a.mov", 0, 301, rate=clip_rate),
+                  rate=timeline_rate, start=None)
+    before = tl.duration()
+    (sel,) = select_range(tl, "30", "100")
+    media = info(rate=Fraction(clip_rate).limit_denominator(1001), frames=5000, start_frame=0, tc=None)
+    (p,) = plan_retake(tl, source_clip(tl, sel, None), media, limits_for("local"), prompt="rain",
+                       mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")
+    middle = splice_version(tl, p, version(p, 1))
+    assert abs(tl.duration().to_seconds() - before.to_seconds()) < 1e-9
+    names = [it.name for it in tl.tracks[0]]
+    assert names[0] == "z" and names.count("a_retake_v001") == 1 and set(names[1:]) == {"a", "a_retake_v001"}
+    assert sum(c.source_range.duration.value for c in list(tl.tracks[0])[1:]) == 301
+    assert abs(middle.range_in_parent().start_time.to_seconds() - p.record_range.start_time.to_seconds()) < 1 / clip_rate
+
+
+def test_a_clip_off_the_timelines_frames_is_planned_and_spliced_inside_itself():
+    """Found by tests/test_properties.py: on a 29.97 timeline (global start) a 23.976 clip starts 1.6 record frames
+    in; rounding put the planned range partly outside it, and the splice then said the timeline had changed."""
+    tl = timeline(clip("z", "/m/a.mov", 0, 4, rate=60000 / 1001), clip("a", "/m/d.mov", 0, 120, rate=24000 / 1001),
+                  rate=30000 / 1001, start=0)
+    (sel,) = select_range(tl, "2", "3")
+    assert sel.clip.name == "a"
+    media = info("/m/d.mov", rate=Fraction(24000, 1001), frames=5000, start_frame=0, tc=None)
+    (p,) = plan_retake(tl, source_clip(tl, sel, None), media, limits_for("local"), prompt="rain",
+                       mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")
+    clip_range = tl.tracks[0].range_of_child_at_index(1)
+    assert p.record_range.start_time >= clip_range.start_time
+    assert p.record_range.end_time_exclusive() <= clip_range.end_time_exclusive()
+    splice_version(tl, p, version(p, 1))
+    assert tl.tracks[0][1].name == "a_retake_v001"
+
+
+def test_a_short_clip_at_another_rate_never_lengthens_its_track():
+    """Found by tests/test_properties.py: 3 frames at 59.94 are 1.5 frames at 29.97; the plan rounded to 2 (4 clip
+    frames) and the splice lengthened V1, unseen because V2 is longer and only the timeline's length was checked."""
+    tl = timeline(clip("a", "/m/a.mov", 0, 3, rate=60000 / 1001), rate=30000 / 1001, start=0)
+    v2 = otio.schema.Track(name="V2")
+    v2.append(clip("long", "/m/b.mov", 0, 600, rate=30000 / 1001))
+    tl.tracks.append(v2)
+    v1 = tl.tracks[0].duration()
+    media = info(rate=Fraction(60000, 1001), frames=5000, start_frame=0, tc=None)
+    (p,) = plan_retake(tl, source_clip(tl, select_clip(tl, "a"), None), media, limits_for("local"), prompt="rain",
+                       mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")
+    assert p.record_range.duration.to_seconds() == pytest.approx(v1.to_seconds())
+    splice_version(tl, p, version(p, 1))
+    assert [(it.name, it.source_range.duration.value) for it in tl.tracks[0]] == [("a_retake_v001", 3)]
+    assert tl.tracks[0].duration().to_seconds() == pytest.approx(v1.to_seconds())
+
+
+def test_splicing_a_nest_retakes_the_layer_that_shows():
+    """Found by tests/test_properties.py: the lower layer of a nest covers the window too, and was found first."""
+    nest = otio.schema.Stack(name="nest")
+    for name in ("b", "a"):  # layer 0 (under) is b, layer 1 (on top) is a
+        layer = otio.schema.Track()
+        layer.append(clip(name, "/m/a.mov", 86400, 240))
+        nest.append(layer)
+    tl = timeline(nest)
+    p = plan_for(tl, "01:00:02:00", "01:00:05:00")
+    assert p.clip_name == "a"
+    splice_version(tl, p, version(p, 1))
+    assert [[c.name for c in layer] for layer in tl.tracks[0][0]] == [["b"], ["a", "a_retake_v001", "a"]]
+
+
+def test_placing_above_fills_a_run_of_gaps():
+    """Found by tests/test_properties.py: two gaps in a row over the window were taken for a busy track."""
+    tl = three_clips()
+    above = otio.schema.Track(name="V2")
+    for n in (100, 60, 200):
+        above.append(otio.schema.Gap(source_range=TR(RT(0, 24), RT(n, 24))))
+    tl.tracks.append(above)
+    p = plan_for(tl, "01:00:06:00", "01:00:09:00")  # record 144..216 spans the second and third gaps
+    place_above(tl, p, version(p, 1))
+    assert len(tl.tracks) == 2
+    assert ranges(tl.tracks[1]) == [("", 0, 100), ("", 100, 44), ("b_retake_v001", 144, 72), ("", 216, 144)]
+
+
+def test_a_folder_that_cannot_be_made_is_a_named_error_and_nothing_is_written(tmp_path):
+    """Found by tests/test_properties.py: the OSError of mkdir / mkstemp escaped unnamed."""
+    (tmp_path / "renders").write_text("a file, not a folder")
+    with pytest.raises(InputError, match=r"Cannot write new\.otio in .*renders: .*Choose a folder you can write to\."):
+        write_timeline(three_clips(), tmp_path / "renders" / "new.otio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["renders"]
+
+
+def test_a_timeline_file_with_a_clip_without_any_length_is_refused_on_read(tmp_path):
+    """Found by tests/test_properties.py: the reader returned it, and every later step crashed inside OTIO."""
+    tl = three_clips()
+    tl.tracks[0].append(otio.schema.Clip(name="nolength", media_reference=otio.schema.ExternalReference(target_url="/m/b.mov")))
+    path = write_timeline(tl, tmp_path / "cut.otio")
+    with pytest.raises(TimelineReadError, match="Clip 'nolength' on track V1 has no length"):
+        read_timeline(path)
