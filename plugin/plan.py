@@ -192,27 +192,42 @@ def plan_retake(
     rec_rate = src.record_rate
     rec_native = sel.record_range.start_time.rate  # the file's own float rate: times built at it meet the file's
 
+    clip_rate = src.clip_range.start_time.rate  # as the file writes it, so the pieces meet the clip's own times
+
+    # Track time is seconds: record frames convert to and from other rates through seconds. (Counting
+    # pull-down rates frame for frame is for a clip's source against its media file: timecode labels.)
+    def track_frames(t: otio.opentime.RationalTime) -> Fraction:
+        """A track time as (fractional) record frames at the timeline's rate."""
+        return _through_seconds(Fraction(t.value).limit_denominator(1_000_000), exact_rate(t.rate), rec_rate)
+
     def record_span(a: int, b: int) -> otio.opentime.TimeRange:
         """Record frames [a, b) at the timeline's rate as track time at the track's own rate (which may differ)."""
-        start = frames_between_rates(a, rec_rate, exact_rate(rec_native))
-        return _TR(_RT(float(start), rec_native), _RT(float(frames_between_rates(b, rec_rate, exact_rate(rec_native)) - start), rec_native))
+        native = exact_rate(rec_native)
+        start = _through_seconds(Fraction(a), rec_rate, native)
+        return _TR(_RT(float(start), rec_native), _RT(float(_through_seconds(Fraction(b), rec_rate, native) - start), rec_native))
+
+    def clip_frames(n: Fraction) -> Fraction:
+        """Record frames as frames of the clip's own source time (a clip may run at another rate than the track)."""
+        return _through_seconds(n, rec_rate, exact_rate(clip_rate))
+
     clip = sel.clip
     origin = _origin_frames(clip.media_reference, info, src.clip_range, rate)
     clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
-    clip_rec_start = round(to_frames(src.clip_record.start_time, rec_rate))
-    clip_rec_end = clip_rec_start + round(to_frames(src.clip_record.duration, rec_rate))
+    clip_rec_origin = track_frames(src.clip_record.start_time)  # exact: a clip at another rate starts between record frames
+    clip_rec_start = round(clip_rec_origin)
+    clip_rec_end = clip_rec_start + round(track_frames(src.clip_record.duration))
     shown_start, shown_end = clip_rec_start, clip_rec_end  # a short selection widens only over what shows
     if src.shown_record is not None:
-        shown_start = round(to_frames(src.shown_record.start_time, rec_rate))
-        shown_end = shown_start + round(to_frames(src.shown_record.duration, rec_rate))
+        shown_start = round(track_frames(src.shown_record.start_time))
+        shown_end = shown_start + round(track_frames(src.shown_record.duration))
 
     def file_frame(rec: int) -> Fraction:
         """The file frame shown at record frame `rec` (fractional between frames)."""
-        offset_clip_rate = (rec - clip_rec_start) * src.scalar
-        return clip_in_media + frames_between_rates(offset_clip_rate, rec_rate, rate)
+        offset_in_clip = clip_frames(rec - clip_rec_origin) * src.scalar
+        return clip_in_media + frames_between_rates(offset_in_clip, exact_rate(clip_rate), rate)
 
-    ra = round(to_frames(sel.record_range.start_time, rec_rate))
-    rb = ra + round(to_frames(sel.record_range.duration, rec_rate))
+    ra = round(track_frames(sel.record_range.start_time))
+    rb = ra + round(track_frames(sel.record_range.duration))
     if rb <= ra:
         raise PlanError(
             f"{sel.label}: the selection lasts less than one frame of the timeline ({rate_text(rec_rate)} fps); "
@@ -263,6 +278,11 @@ def plan_retake(
             f"so it was widened to {record_timecode(timeline, _RT(ra, float(rec_rate)))}-{record_timecode(timeline, _RT(rb, float(rec_rate)))}"
         )
     wa, wb = math.floor(file_frame(ra)), math.ceil(file_frame(rb))
+    if wa < 0 or wb > info.frame_count:  # before any widening, which would otherwise hide it
+        raise SelectionError(
+            f"{sel.label}: the clip asks for frames {wa}-{wb - 1} of {Path(info.path).name}, which has frames 0-{info.frame_count - 1}; "
+            "the clip's source range lies outside its media (relink to the right file, or check the media's start timecode)."
+        )
     if wb - wa < min_w:
         # The clip itself is shorter than the minimum: the window reaches into the media beyond its in/out
         # points (the same shot); only the clip's own frames go back on the timeline.
@@ -277,11 +297,6 @@ def plan_retake(
                 f"({float(Fraction(info.frame_count) / rate):.2f} s); a retake window needs at least {limits.min_window_s:g} s."
             )
         notes.append(f"the clip is shorter than {limits.min_window_s:g} s; the window uses media beyond its in and out points")
-    if wa < 0 or wb > info.frame_count:
-        raise SelectionError(
-            f"{sel.label}: the clip asks for frames {wa}-{wb - 1} of {Path(info.path).name}, which has frames 0-{info.frame_count - 1}; "
-            "the clip's source range lies outside its media (relink to the right file, or check the media's start timecode)."
-        )
     w = wb - wa
     cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate)
     notes.extend(cut_notes)
@@ -294,9 +309,8 @@ def plan_retake(
         start = max(record.start_time, shown.start_time)
         end = min(record.end_time_exclusive(), shown.end_time_exclusive())
         record = _TR(start.rescaled_to(rec_native), (end - start).rescaled_to(rec_native))
-    clip_rate = src.clip_range.start_time.rate  # as the file writes it, so the pieces meet the clip's own times
-    src_start = src.clip_range.start_time + _frames_as_time(Fraction(ra - clip_rec_start) * src.scalar, rec_rate, clip_rate)
-    source_range = _TR(src_start, _frames_as_time(Fraction(rb - ra), rec_rate, clip_rate))
+    src_start = src.clip_range.start_time + _RT(float(clip_frames(ra - clip_rec_origin) * src.scalar), clip_rate)
+    source_range = _TR(src_start, _RT(float(clip_frames(Fraction(rb - ra))), clip_rate))
     version_range = _TR(_frames_as_time(Fraction(wa) + origin, rate, clip_rate), _frames_as_time(Fraction(w), rate, clip_rate))
     seconds_in = float(Fraction(cut.total_frames) / rate)
     return [
@@ -330,6 +344,11 @@ def plan_retake(
 
 def _with_note(plan: Plan, note: str) -> Plan:
     return replace(plan, notes=(note, *plan.notes))
+
+
+def _through_seconds(frames: Fraction, from_rate: Fraction, to_rate: Fraction) -> Fraction:
+    """A frame count at `from_rate` as frames at `to_rate`, through seconds (no conversion between equal rates)."""
+    return frames if from_rate == to_rate else frames * to_rate / from_rate
 
 
 def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> otio.opentime.RationalTime:

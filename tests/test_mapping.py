@@ -331,3 +331,24 @@ def test_a_short_selection_widens_only_over_where_its_clip_shows_in_a_nest():
     assert p.window_frames == 48 and p.window_start_frame <= 500
     splice_version(tl, p, Version(1, "low", Path("/r/low_retake_v001.mp4"), {}))
     assert [c.name for c in low] == ["low_retake_v001", "low"]
+
+
+def test_a_short_clip_running_past_its_media_is_refused_not_widened_away():
+    """Found by tests/test_properties.py: widening a short clip's window inside the media hid that the clip's
+    last frame is past the media's end, and the version then lacked it."""
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 954, 47))  # frames 954-1000 of a 1000-frame file
+    with pytest.raises(SelectionError, match=r"frames 954-1000 of a\.mov, which has frames 0-999.*outside its media"):
+        plan(tl, select_clip(tl, "a"), info(frames=1000))
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=1001))  # one more frame and it fits
+    assert p.window_start_frame + p.window_frames == 1001
+
+
+def test_a_clip_at_a_pulldown_rate_on_the_track_is_planned_by_its_length_in_seconds():
+    """Found by tests/test_properties.py: record time was counted frame for frame between 24 and 23.976, so the
+    parts of a 2400-frame 23.976 clip on a 24 fps track left its last 2.4 record frames (0.1 s) unretaken."""
+    tl = timeline(clip("z", "/m/z.mov", 0, 24, rate=24.0), clip("a", "/m/a.mov", 0, 2400, rate=24000 / 1001), rate=24.0, start=0)
+    sel = select_clip(tl, "a")
+    parts = plan(tl, sel, info(rate=Fraction(24000, 1001), frames=5000, start_frame=0, tc=None), split=True)
+    covered = sum(p.record_range.duration.to_seconds() for p in parts)
+    assert abs(covered - sel.record_range.duration.to_seconds()) < 1 / 24  # within the rounding to record frames
+    assert parts[0].window_start_frame == 0 and parts[-1].window_start_frame + parts[-1].window_frames == 2400

@@ -393,10 +393,7 @@ def check_splice(before_tl: otio.schema.Timeline, after_tl: otio.schema.Timeline
     assert all(e.name == old.name and e.url == old.url for e in new if e is not mids[0])
     if new[0] is not mids[0] and plan.scalar == 1:
         assert new[0].source_start == old.source_start
-    if plan.scalar == 1 and {exact_rate(e.rate) for e in new} == {timeline_rate(after_tl)}:
-        # Each piece plays on from where the one before stopped. Not checked where rates mix: there the plan
-        # places the middle's media by record frames (pull-down rates frame for frame), a fraction of a clip
-        # frame off the whole-frame cut of its neighbours.
+    if plan.scalar == 1:  # each piece plays on from where the one before stopped
         assert all(abs(x.source_start + x.source_duration - y.source_start) < 1e-6 for x, y in zip(new, new[1:])), \
             [(e.name, e.source_start, e.source_duration, e.rate, timeline_rate(after_tl)) for e in new]
     # The middle sits where the plan said: to the frame, or within a frame where rates mix (a cut at 23.976
@@ -411,9 +408,17 @@ def check_splice(before_tl: otio.schema.Timeline, after_tl: otio.schema.Timeline
         assert abs(mids[0].start - rec.start_time.to_seconds()) <= slack
         assert abs(mids[0].duration - rec.duration.to_seconds()) <= slack
     assert middle.metadata[NS]["original_name"] == plan.clip_name
-    if plan.scalar == 1:  # the middle's media keeps its place in the shot
-        r = middle.source_range.start_time.rate
-        assert frames(middle.source_range.start_time, r) == frames(plan.source_range.start_time, r)
+    src = middle.source_range
+    same_rates = len({exact_rate(src.start_time.rate), exact_rate(src.duration.rate), exact_rate(plan.media.frame_rate)}) == 1
+    if plan.scalar == 1 and same_rates:
+        # The middle's media keeps its place in the shot, and the version holds all of it. (Where the clip's
+        # own rate is not its media's, rounding to whole clip frames can reach a fraction of a frame past the
+        # window, which is cut in the media's frames: not checked there.)
+        r = src.start_time.rate
+        assert abs(src.start_time.to_seconds() - plan.source_range.start_time.to_seconds()) <= 0.501 / r
+        avail = middle.media_reference.available_range
+        assert avail.start_time.to_seconds() <= middle.source_range.start_time.to_seconds() + 1e-6
+        assert middle.source_range.end_time_exclusive().to_seconds() <= avail.end_time_exclusive().to_seconds() + 1e-6
 
 
 def check_plan(sel, plans, info: MediaInfo, limits) -> None:
@@ -434,7 +439,7 @@ def check_plan(sel, plans, info: MediaInfo, limits) -> None:
         assert covered == frames(sel.record_range.duration, rec)
 
 
-@settings(max_examples=int(DEEPER or 250), **SETTINGS)
+@settings(max_examples=int(DEEPER or 600), **SETTINGS)
 @given(data=st.data())
 def test_select_plan_splice_refuse_by_name_and_change_only_the_window(data):
     sc = data.draw(scenarios(), label="scenario")
@@ -543,7 +548,7 @@ def assert_round_trip(tl: otio.schema.Timeline) -> None:
         assert sorted(p.name for p in Path(folder).iterdir()) == ["cut.otio"]
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(sc=scenarios())
 def test_the_writer_and_reader_round_trip_any_timeline(sc):
     assert_round_trip(sc.timeline)
@@ -560,7 +565,7 @@ def folder_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=60, **SETTINGS)
 @given(sc=scenarios(), suffix=st.sampled_from([".otio", ".edl", ".xml", ".otioz"]))
 def test_a_write_is_whole_or_leaves_the_destination_as_it_was(sc, suffix):
     """Over an existing file: refused without overwrite; with it, the new timeline or (on any failure) the old bytes."""

@@ -357,3 +357,19 @@ def test_a_timeline_file_with_a_clip_without_any_length_is_refused_on_read(tmp_p
     path = write_timeline(tl, tmp_path / "cut.otio")
     with pytest.raises(TimelineReadError, match="Clip 'nolength' on track V1 has no length"):
         read_timeline(path)
+
+
+def test_the_retake_of_a_clip_at_another_rate_plays_on_from_the_piece_before():
+    """Found by tests/test_properties.py: 2 record frames at 59.94 into a 23.976 clip are 0.8 of its frames; the
+    left piece was cut at a whole frame (1) but the retake's media started at 0.8."""
+    tl = timeline(clip("z", "/m/z.mov", 0, 4, rate=60000 / 1001), clip("a", "/m/a.mov", 0, 240, rate=24000 / 1001),
+                  rate=60000 / 1001, start=0)
+    (sel,) = select_range(tl, "6", "126")
+    media = info(rate=Fraction(24000, 1001), frames=5000, start_frame=0, tc=None)
+    (p,) = plan_retake(tl, source_clip(tl, sel, None), media, limits_for("local"), prompt="rain",
+                       mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")
+    splice_version(tl, p, version(p, 1))
+    pieces = [(c.name, c.source_range.start_time.value, c.source_range.duration.value) for c in list(tl.tracks[0])[1:]]
+    assert [name for name, _, _ in pieces] == ["a", "a_retake_v001", "a"]
+    assert all(a + n == b for (_, a, n), (_, b, _) in zip(pieces, pieces[1:]))
+    assert sum(n for _, _, n in pieces) == 240
