@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retake", help="retake a clip, a range or every marker, and write a new timeline")
     _add_timeline_args(r)
     what = r.add_mutually_exclusive_group(required=True)
-    what.add_argument("--clip", metavar="NAME", help="a clip by name, or #N for the N-th clip on the track")
+    what.add_argument("--clip", metavar="NAME", action="append", help="a clip by name, or #N for the N-th clip on the track "
+                      "(repeat for several clips, one job each)")
     what.add_argument("--range", nargs=2, metavar=("IN", "OUT"), help="record in and out (timecode, or frames from the start); OUT is exclusive")
     what.add_argument("--markers", action="store_true", help="one job per marker; its name or comment is the prompt")
     r.add_argument("--track", help="V1, A2, a track name, or a number (default V1)")
@@ -146,7 +147,7 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         raise InputError("--prompt is required with --clip and --range (with --markers each marker's text is the prompt).")
     order = RetakeOrder(
         timeline=a.timeline, output=a.output, prompt=a.prompt, mode=RetakeMode.parse(a.mode), provider=a.provider,
-        model=model_for(a.provider, settings, a.model), clip=a.clip, range=tuple(a.range) if a.range else None,
+        model=model_for(a.provider, settings, a.model), clip=(a.clip[0] if len(a.clip) == 1 else tuple(a.clip)) if a.clip else None, range=tuple(a.range) if a.range else None,
         markers=a.markers, track=a.track, per_clip=a.per_clip, split=a.split, placement=a.placement,
         media_dir=a.media_dir or (Path(settings.output_dir) if settings.output_dir else None),
         overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel),

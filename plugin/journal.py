@@ -337,6 +337,14 @@ class Journal:
         runs = [self._run_from(r) for r in rows]
         return [r for r in runs if r.unfinished and r.state != "running"]
 
+    def versions_in_flight(self) -> set[str]:
+        """The version files unfinished jobs will write: a new run never numbers its versions over them."""
+        rows = self._rows("SELECT jobs.version_json, jobs.step, jobs.recoverable FROM jobs JOIN runs ON jobs.run_id = runs.id "
+                          "WHERE runs.state != 'finished'")
+        paths = {json.loads(r["version_json"] or "{}").get("path") for r in rows
+                 if not Step(r["step"]).finished or (r["step"] == Step.FAILED.value and r["recoverable"])}
+        return {p for p in paths if p}
+
     def _run_from(self, row: dict) -> RunRecord:
         jobs = [self._job_from(j) for j in self._rows("SELECT * FROM jobs WHERE run_id=? ORDER BY rowid", (row["id"],))]
         state = row["state"]

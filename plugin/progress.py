@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Step", "JobEvent", "Progress", "EventLog"]
+__all__ = ["Step", "JobEvent", "Progress", "EventLog", "Cancel"]
 
 
 class Step(str, enum.Enum):
@@ -76,3 +76,18 @@ class EventLog:
             if e.job == job and (not out or out[-1] != e.step):
                 out.append(e.step)
         return out
+
+
+class Cancel(threading.Event):
+    """Stops a run (`set()`), or only some of its jobs (`stop_job(id)`): the panel's per-job Cancel."""
+
+    def __init__(self):
+        super().__init__()
+        self._jobs: set[str] = set()
+
+    def stop_job(self, job_id: str) -> None:
+        self._jobs.add(job_id)
+
+    def stops(self, job_id: str) -> bool:
+        """Should this job stop now?"""
+        return self.is_set() or job_id in self._jobs

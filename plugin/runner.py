@@ -27,11 +27,11 @@ from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .ports import (ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, SubmittedJob,
                     TimelineStore)
-from .progress import EventLog, JobEvent, Progress, Step
+from .progress import Cancel, EventLog, JobEvent, Progress, Step
 from .selection import Selection, select_clip, select_markers, select_range, track_label
 from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name
 
-__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "order_json", "order_from"]
+__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "splice_into", "default_media_dir", "order_json", "order_from"]
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RetakeOrder:
     mode: RetakeMode
     provider: str
     model: str
-    clip: str | None = None
+    clip: str | tuple[str, ...] | None = None  # a clip's name or #N; several for one job each
     range: tuple[str, str] | None = None
     markers: bool = False
     track: str | None = None
@@ -69,6 +69,7 @@ class RetakeOrder:
     local_protocol: str = "fal"         # how the embedded service is driven (fal or runcomfy)
     rate: float | None = None           # an EDL's frame rate, when its timecodes do not tell
     timeline_name: str | None = None    # which timeline, when the file holds several
+    media_root: Path | None = None      # where relative media paths start (default: the timeline file's folder)
 
 
 @dataclass
@@ -122,14 +123,19 @@ def _selections(timeline: otio.schema.Timeline, order: RetakeOrder) -> list[Sele
     if len(chosen) != 1:
         raise InputError("Say what to retake with exactly one of --clip NAME, --range IN OUT or --markers.")
     if order.clip is not None:
-        return [select_clip(timeline, order.clip, order.track)]
+        names = (order.clip,) if isinstance(order.clip, str) else tuple(order.clip)
+        return [select_clip(timeline, name, order.track) for name in names]
     if order.range is not None:
         return select_range(timeline, order.range[0], order.range[1], order.track, per_clip=order.per_clip)
     return select_markers(timeline, order.track)
 
 
-def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None) -> tuple[otio.schema.Timeline, list[Job], Path]:
-    """Read, select, probe and plan. No upload, no spend: everything is validated here first."""
+def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, *,
+            reserved: set[str] = frozenset()) -> tuple[otio.schema.Timeline, list[Job], Path]:
+    """Read, select, probe and plan. No upload, no spend: everything is validated here first.
+
+    `reserved` names version files that runs still in flight will write; their numbers are skipped.
+    """
     log = progress or EventLog()
     timeline = wiring.store.read(order.timeline)
     if order.placement not in ("splice", "above"):
@@ -144,8 +150,8 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
     except Exception:
         raise InputError(f"Cannot tell which timeline format to write from {order.output.name}; use .otio (keeps every "
                          "version), .otioz, .edl, .xml or .aaf.") from None
-    base_dir = order.timeline.absolute().parent
-    media_dir = order.media_dir or _existing_retake_folder(timeline) or order.output.absolute().parent / f"{safe_stem(order.timeline.stem)}_retakes"
+    base_dir = (order.media_root or order.timeline.absolute().parent).absolute()
+    media_dir = order.media_dir or default_media_dir(timeline, order.output, order.timeline.stem)
     selections = _selections(timeline, order)
     limits = limits_for(order.provider, order.model)
     probed: dict[Path, MediaInfo] = {}
@@ -163,6 +169,7 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
                                  provider=order.provider, model=order.model, split=order.split))
     _refuse_overlaps(plans)
     taken = {p.stem for p in media_dir.glob("*")} if media_dir.exists() else set()
+    taken |= {Path(p).stem for p in reserved if Path(p).parent == media_dir.absolute()}
     numbers: dict[str, int] = {}
     jobs = []
     for i, plan in enumerate(plans, 1):
@@ -179,6 +186,11 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
         if plan.estimate_usd:
             log(JobEvent(job.id, Step.PLANNED, f"estimated cost ${plan.estimate_usd:.2f} ({plan.price_basis})"))
     return timeline, jobs, media_dir
+
+
+def default_media_dir(timeline: otio.schema.Timeline, output: Path, stem: str) -> Path:
+    """Where a run's versions go unless told: the timeline's earlier retakes' folder, else `<stem>_retakes` beside the output."""
+    return _existing_retake_folder(timeline) or output.absolute().parent / f"{safe_stem(stem)}_retakes"
 
 
 def _existing_retake_folder(timeline: otio.schema.Timeline) -> Path | None:
@@ -204,6 +216,9 @@ def _refuse_overlaps(plans: list[Plan]) -> None:
                                      "move the markers apart or retake them one at a time.")
 
 
+_PLANNING = threading.Lock()
+
+
 class _Runner:
     """Takes jobs through their steps, skipping what an earlier (crashed) attempt already finished."""
 
@@ -217,8 +232,12 @@ class _Runner:
         if self.journal is not None and job.run_id:
             self.journal.record(job, point=point)
 
+    def _stopped(self, job: Job) -> bool:
+        """Cancelled: the whole run, or this job alone (a `Cancel`'s `stop_job`)."""
+        return self.cancel.stops(job.id) if isinstance(self.cancel, Cancel) else self.cancel.is_set()
+
     def _enter(self, job: Job, step: Step, message: str = "", **kw) -> None:
-        if self.cancel.is_set():
+        if self._stopped(job):
             raise CancelledError("Cancelled by the user.")
         moved = job.step != step
         job.step = step
@@ -331,7 +350,7 @@ class _Runner:
     def _fetch(self, job: Job) -> None:
         """Follow the request to its end (at once if it ended while we were away), then download the result."""
         svc = self.w.service
-        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=self.cancel.is_set)
+        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=lambda: self._stopped(job))
         result = svc.result(job.submitted)
         job.result = {"url": result.url, "extra": result.extra}
         self._charge(job, "charged")
@@ -475,6 +494,24 @@ def _splice_and_save(timeline: otio.schema.Timeline, jobs: list[Job], order: Ret
     return output
 
 
+def splice_into(timeline: otio.schema.Timeline, jobs: list[Job], placement: str = "splice",
+                progress: Progress | None = None) -> list[str]:
+    """Splice finished jobs' versions into another copy of the timeline they were planned on (the panel's open
+    document, which may have changed since), each all or nothing. Mutates `timeline`; returns a sentence for
+    every job that could not land there (its version file is kept)."""
+    log = progress or EventLog()
+    problems = []
+    for job in sorted(jobs, key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds())):
+        candidate = timeline.deepcopy()
+        try:
+            _splice_one(candidate, job, placement, log)
+        except RetakeError as exc:
+            problems.append(f"{job.version.name} could not be spliced here ({redact(str(exc))}); the file is kept at {job.version.path}.")
+            continue
+        timeline.tracks = candidate.tracks  # the caller keeps its own timeline object
+    return problems
+
+
 def _tidy(work: Path) -> None:
     for folder in (work, work.parent):
         if folder.exists() and not any(folder.iterdir()):
@@ -491,20 +528,23 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
     """
     log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
     cancel = cancel or threading.Event()
-    timeline, jobs, media_dir = prepare(order, wiring, log)
-    if wiring.service is None or wiring.host is None:
-        raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
-    if confirm is not None and not confirm(jobs):
-        raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
-    # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
-    # stays there (the error names it) and a later run never writes over it.
-    work = media_dir / ".work" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    run_id = ""
-    if journal is not None:
-        run_id = journal.begin_run(order=order_json(order), timeline=order.timeline.absolute(),
-                                   timeline_sha=file_sha256(order.timeline), output=order.output.absolute(),
-                                   media_dir=media_dir, work_dir=work, jobs=jobs)
-        log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
+    # Planning and recording the run happen under one lock, and skip the versions other runs still have in
+    # flight: two runs started together (the panel's, or a panel's and the CLI's) never number a version alike.
+    with _PLANNING:
+        timeline, jobs, media_dir = prepare(order, wiring, log, reserved=journal.versions_in_flight() if journal else set())
+        if wiring.service is None or wiring.host is None:
+            raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
+        if confirm is not None and not confirm(jobs):
+            raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
+        # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
+        # stays there (the error names it) and a later run never writes over it.
+        work = media_dir / ".work" / (_dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + f"-{uuid.uuid4().hex[:4]}")
+        run_id = ""
+        if journal is not None:
+            run_id = journal.begin_run(order=order_json(order), timeline=order.timeline.absolute(),
+                                       timeline_sha=file_sha256(order.timeline), output=order.output.absolute(),
+                                       media_dir=media_dir, work_dir=work, jobs=jobs)
+            log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
     runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs)))) as pool:
         list(pool.map(runner.generate, jobs))
@@ -611,12 +651,13 @@ def order_from(d: dict) -> RetakeOrder:
     """The order `order_json` wrote."""
     known = {f.name for f in dataclasses.fields(RetakeOrder)}
     values = {k: v for k, v in d.items() if k in known}
-    for name in ("timeline", "output", "media_dir"):
+    for name in ("timeline", "output", "media_dir", "media_root"):
         if values.get(name):
             values[name] = Path(values[name])
     values["mode"] = RetakeMode(values["mode"])
-    if values.get("range"):
-        values["range"] = tuple(values["range"])
+    for name in ("range", "clip"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
     return RetakeOrder(**values)
 
 
