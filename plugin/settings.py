@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .errors import InputError, register_secret
 
-__all__ = ["Settings", "Secret", "load_settings", "settings_path", "journal_path", "keyring_keys", "save_key",
-           "KEYRING_SERVICE"]
+__all__ = ["KEYRING_SERVICE", "Secret", "Settings", "journal_path", "keyring_keys", "load_settings", "save_key",
+           "save_settings", "settings_path"]
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +204,94 @@ def save_key(service: str, value: str) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - a locked or refusing keyring; its text might quote the value
         raise InputError(f"{what} ({type(exc).__name__}); unlock the keyring and try again, or {instead}.") from None
+
+
+def save_settings(changes: dict, path: Path | None = None) -> Path:
+    """Merge `changes` into the user's settings file and write it atomically; returns the file written.
+
+    The file is the one `load_settings` reads: `path`, else LTX_RETAKE_SETTINGS, else `settings_path()`.
+    A value of None removes the setting (its default applies again). InputError, as a sentence, for an
+    unknown setting, for a key (keys go to the OS keyring or the environment, never here), for a number that
+    is not one, for a settings file that is not a JSON object, and when the file cannot be written. Nothing
+    is written unless everything is valid; a crash mid-write leaves the old file whole (temp file, fsync,
+    os.replace in the same folder).
+    """
+    import math
+    import tempfile
+
+    if not isinstance(changes, dict):
+        raise InputError(f"Settings to save must be a mapping of names to values, not {type(changes).__name__}.")
+    file = path if path is not None else Path(os.environ["LTX_RETAKE_SETTINGS"]) if os.environ.get("LTX_RETAKE_SETTINGS") else settings_path()
+    secret = sorted(set(changes) & {"fal_key", "runcomfy_token"})
+    if secret:
+        raise InputError(f"Cannot save {', '.join(secret)}: keys are not written to the settings file; they go to the "
+                         "OS keyring or the environment.")
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(str(k) for k in set(changes) - known)
+    if unknown:
+        raise InputError(f"Cannot save unknown settings {unknown}; known settings: {sorted(known - {'fal_key', 'runcomfy_token'})}.")
+    clean: dict = {}
+    for name, value in changes.items():
+        if value is None:
+            clean[name] = None
+        elif name in _NUMBERS:
+            kind = _NUMBERS[name]
+            try:
+                if isinstance(value, bool):
+                    raise TypeError
+                number = kind(value)
+                if not math.isfinite(number):
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
+                raise InputError(f"The setting {name} must be a number, not {value!r}.") from None
+            clean[name] = number
+        elif isinstance(value, str):
+            clean[name] = value
+        else:
+            raise InputError(f"The setting {name} must be text, not {type(value).__name__}.")
+    data: dict = {}
+    if file.exists():
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"The settings file {file} is not valid JSON ({exc.__class__.__name__}); fix or delete it, "
+                             "then save again.") from None
+        if not isinstance(data, dict):
+            raise InputError(f"The settings file {file} does not hold a JSON object; fix or delete it, then save again.")
+    for name, value in clean.items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    temp: str | None = None
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, file)
+        temp = None
+        try:  # the rename itself survives a power cut only once the folder is synced (POSIX; Windows cannot open it)
+            folder = os.open(file.parent, os.O_RDONLY)
+        except OSError:
+            pass
+        else:
+            try:
+                os.fsync(folder)
+            except OSError:
+                pass
+            finally:
+                os.close(folder)
+    except OSError as exc:
+        raise InputError(f"Cannot write the settings file {file} ({exc.strerror or type(exc).__name__}); check that "
+                         "its folder is writable.") from None
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+    return file
