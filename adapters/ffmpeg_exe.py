@@ -8,6 +8,7 @@ import subprocess
 from functools import lru_cache
 
 from ..errors import MediaError
+from ..priority import BACKGROUND_NICE   # renders yield the CPU to the editor's programs (the panel, the NLE)
 
 __all__ = ["ffmpeg_path", "run_ffmpeg", "own_process_group"]
 
@@ -37,17 +38,30 @@ def own_process_group() -> dict:
 
     A Ctrl-C reaches every process of the terminal's foreground group. ltx-retake turns it into a clean
     cancellation; an ffmpeg in the same group would die of it mid-cut, and the cancel would surface as a
-    MediaError instead. So ffmpeg runs in its own session (POSIX) or process group (Windows).
+    MediaError instead. So ffmpeg runs in its own process group. Not in a session of its own: Linux schedules
+    every session as one group (autogroup), so twenty ffmpeg sessions would each get as much CPU as the
+    panel's window, whatever their nice value.
     """
     if os.name == "nt":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
+    return {"process_group": 0}
 
 
 def run_ffmpeg(args: list[str], *, ffmpeg: str | None = None, what: str = "ffmpeg", input: bytes | None = None) -> None:
-    """Run ffmpeg with `args` (no binary name); on failure raise MediaError with the tail of its log."""
+    """Run ffmpeg with `args` (no binary name) at background priority; on failure raise MediaError with the tail of
+    its log."""
     cmd = [ffmpeg_path(ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **own_process_group())
+    flags = own_process_group()
+    if os.name == "nt":
+        flags["creationflags"] |= subprocess.BELOW_NORMAL_PRIORITY_CLASS
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **flags) as proc:
+        if os.name != "nt":
+            try:  # twenty encodes at once on two cores must not starve the window the user is working in
+                os.setpriority(os.PRIO_PROCESS, proc.pid, BACKGROUND_NICE)
+            except OSError:
+                pass  # already gone, or not allowed: it runs at normal priority
+        _, stderr = proc.communicate(input)
     if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-6:]
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-6:]
         raise MediaError(f"{what} failed (ffmpeg exit {proc.returncode}): " + " | ".join(tail))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -121,7 +122,18 @@ def probe_media(path: str | Path) -> MediaInfo:
         st = None
     if st is None or not p.is_file():
         return _probe(p)
-    return _probe_cached(str(p), st.st_size, st.st_mtime_ns)
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    with _PROBING_GUARD:  # jobs probing one source together: one of them probes, the others wait and share it
+        lock = _PROBING.setdefault(key, threading.Lock())
+    with lock:
+        info = _probe_cached(*key)
+    with _PROBING_GUARD:
+        _PROBING.pop(key, None)
+    return info
+
+
+_PROBING: dict[tuple, threading.Lock] = {}
+_PROBING_GUARD = threading.Lock()
 
 
 @lru_cache(maxsize=128)

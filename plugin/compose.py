@@ -8,7 +8,7 @@ from typing import Iterator
 from .runner import Wiring
 from .settings import Settings
 
-__all__ = ["wiring_for", "offline_wiring"]
+__all__ = ["wiring_for", "offline_wiring", "warm_up"]
 
 
 def offline_wiring(settings: Settings, *, rate=None, timeline_name: str | None = None) -> Wiring:
@@ -36,3 +36,10 @@ def model_for(provider: str, settings: Settings, model: str | None) -> str:
     if model:
         return model
     return settings.runcomfy_model if provider == "runcomfy" else settings.fal_model
+
+
+def warm_up() -> None:
+    """Import every adapter now, once: a long-running program (the panel) then never has a worker thread hold the
+    interpreter for the second that loading PyAV, the HTTP stack and the local service's server takes."""
+    from .adapters import fal, hosting, media, runcomfy, services, timeline_files  # noqa: F401
+    from .adapters.local_service import LocalService  # noqa: F401

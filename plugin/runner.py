@@ -27,11 +27,12 @@ from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .ports import (ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, SubmittedJob,
                     TimelineStore)
+from .priority import background_priority
 from .progress import Cancel, EventLog, JobEvent, Progress, Step
 from .selection import Selection, select_clip, select_markers, select_range, track_label
 from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name
 
-__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "splice_into", "default_media_dir", "order_json", "order_from"]
+__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "splice_into", "default_media_dir", "job_from_record", "order_json", "order_from"]
 
 
 @dataclass
@@ -217,6 +218,9 @@ def _refuse_overlaps(plans: list[Plan]) -> None:
 
 
 _PLANNING = threading.Lock()
+# Cutting and conforming use every core by themselves; more of them at once than there are cores only makes each
+# slower and starves the user's window. Waiting on the network is not bounded: that is what jobs do most.
+_MEDIA_WORK = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
 
 
 class _Runner:
@@ -305,7 +309,8 @@ class _Runner:
     def _cut(self, job: Job) -> None:
         plan = job.plan
         self._enter(job, Step.CUTTING, f"cutting {plan.cut.total_frames} frames from {Path(plan.media.path).name}")
-        self.w.media.cut(plan.cut, job.cut_path)
+        with _MEDIA_WORK:
+            self.w.media.cut(plan.cut, job.cut_path)
         job.cut_sha = file_sha256(job.cut_path)
         job.request_key = _request_key(job)
         self._save(job, point="cut")
@@ -366,7 +371,8 @@ class _Runner:
         spec = ConformSpec(plan.media, plan.cut, plan.window_offset, plan.window_frames, plan.window_start_frame, plan.mode,
                            timecode=timecode_at(plan.media, plan.window_start_frame))
         job.version.path.parent.mkdir(parents=True, exist_ok=True)
-        job.version_info = self.w.media.conform(job.returned_path, spec, job.version.path)
+        with _MEDIA_WORK:
+            job.version_info = self.w.media.conform(job.returned_path, spec, job.version.path)
         job.version_sha = file_sha256(job.version.path)
         job.version = Version(job.version.number, job.version.clip_name, job.version.path,
                               self._provenance(job, (job.result or {}).get("extra") or {}))
@@ -546,7 +552,7 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
                                        media_dir=media_dir, work_dir=work, jobs=jobs)
             log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
     runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh)
-    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, jobs))
     output = _splice_and_save(timeline, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
     _tidy(work)
@@ -567,7 +573,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
     record = journal.run(run_id)
     journal.claim(record.id)
     order = order_from(record.order)
-    jobs = [_job_from(r) for r in record.jobs]
+    jobs = [job_from_record(r) for r in record.jobs]
     todo = [j for j, r in zip(jobs, record.jobs) if r.unfinished]
     if not todo:
         journal.finish_run(record.id)
@@ -580,7 +586,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
     generating = [j for j in todo if j.step not in (Step.READY, Step.SPLICING, Step.SAVING)]
     if generating and (wiring.service is None or wiring.host is None):
         raise InputError("No retake service is wired in to finish the run's requests.")
-    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(todo)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(todo))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, todo))
     base, overwrite = _splice_base(record, order, jobs, wiring)
     if base is None:  # the timeline changed under the run: keep the versions, say where
@@ -661,7 +667,8 @@ def order_from(d: dict) -> RetakeOrder:
     return RetakeOrder(**values)
 
 
-def _job_from(record) -> Job:
+def job_from_record(record) -> Job:
+    """A job as the journal last recorded it (what resume continues, and what the panel reads back)."""
     v = record.version
     return Job(id=record.name, plan=record.plan, run_id=record.run_id, step=record.step,
                version=Version(v["number"], v["clip_name"], Path(v["path"]), v.get("provenance") or {}),

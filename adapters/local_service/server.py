@@ -14,6 +14,7 @@ from typing import Callable
 import uvicorn
 
 from ...errors import InputError, ServiceError
+from ...priority import background_priority
 from ..http_policy import is_loopback
 from .app import build_app
 from .config import Fault, LocalServiceConfig
@@ -115,6 +116,7 @@ class LocalService:
         return self.base_url
 
     def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        background_priority()  # in the panel's process the service is background work, like the jobs
         try:
             server.run(sockets=[sock])
         except BaseException as exc:  # noqa: BLE001 - reported by start()

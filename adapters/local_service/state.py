@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from ...priority import background_priority
 from ...errors import RetakeError
 from ...paths import safe_file_name
 from ..http_policy import RetryPolicy, download
@@ -197,6 +198,7 @@ class ServiceState:
     # -- the worker ---------------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        background_priority()
         while not self._stop.is_set():
             request_id = self._work.get()
             if request_id is None:
