@@ -8,6 +8,7 @@ timeline shows at every frame of the window and around it and reads each frame's
 from __future__ import annotations
 
 import math
+import threading
 import re
 from fractions import Fraction
 
@@ -318,3 +319,30 @@ def test_cancel_during_a_long_quiet_generation_is_seen_and_cancels_on_the_servic
         assert job.step == Step.CANCELLED and job.request_id
         assert opened.local.requests_to("cancel", protocol)
     assert not (tmp_path / "out.otio").exists()
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_on_one_clip_never_share_a_version_number(tmp_path):
+    """Both plan before either writes a file: the journal's versions in flight keep their numbers apart."""
+    from ltx_retake.journal import Journal
+    from ltx_retake.progress import Cancel
+
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", suffix=".otio")
+    outcomes = {}
+    with Journal(tmp_path / "journal.sqlite") as journal, \
+            wiring_for("local", Settings(), local_config=LocalServiceConfig(processing_delay=0.5)) as wiring:
+        def one(name: str, rng: tuple[str, str]) -> None:
+            outcomes[name] = run(RetakeOrder(timeline=cut, output=tmp_path / f"{name}.otio", prompt=name, mode=RetakeMode.REPLACE_VIDEO,
+                                             provider="local", model="m", range=rng), wiring, journal=journal)
+        threads = [threading.Thread(target=one, args=(n, r)) for n, r in (("a", ("30", "80")), ("b", ("60", "110")))]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        stopped = Cancel()
+        stopped.stop_job("job1")  # a per-job cancel stops that job before it sends anything
+        cancelled = run(RetakeOrder(timeline=cut, output=tmp_path / "c.otio", prompt="c", mode=RetakeMode.REPLACE_VIDEO,
+                                    provider="local", model="m", clip=("#1", "#3")), wiring, cancel=stopped, journal=journal)
+    names = sorted(o.jobs[0].version.path.name for o in outcomes.values())
+    assert names == ["B_retake_v001.mov", "B_retake_v002.mov"], names
+    assert all(o.exit_code == 0 for o in outcomes.values())
+    assert [j.step.value for j in cancelled.jobs] == ["cancelled", "spliced"]
+    assert [j.plan.clip_name for j in cancelled.jobs] == ["A", "C"]
