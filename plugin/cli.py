@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--processing-delay", type=float, default=0.0)
     s.add_argument("--quirks", default="", help="comma list of int_fps, snap_8k1, audio_24k: behave like the real model")
 
+    pa = sub.add_parser("panel", help="open the retake panel (needs the ui extra: pip install 'ltx-retake[ui]')")
+    pa.add_argument("timeline", type=Path, nargs="?", help="a timeline to open (any format OTIO reads)")
+
     d = sub.add_parser("demo", help="make a small project with real media, retake a shot on the local service, show before and after")
     d.add_argument("--dir", type=Path, default=Path("ltx-retake-demo"), help="where to put the project (default ./ltx-retake-demo)")
     d.add_argument("--local-protocol", choices=("fal", "runcomfy"), default="fal")
@@ -390,7 +393,17 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"retake": _cmd_retake, "resume": _cmd_resume, "jobs": _cmd_jobs, "costs": _cmd_costs, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo}
+def _cmd_panel(a: argparse.Namespace) -> int:
+    import importlib
+
+    try:  # the core never imports Qt: the panel is loaded by name, only for this command
+        app = importlib.import_module("ltx_retake.ui.app")
+    except ImportError as exc:
+        raise InputError(f"The panel needs PySide6, which is not installed ({exc.name}): pip install 'ltx-retake[ui]'.") from None
+    return app.main(a.timeline)
+
+
+COMMANDS = {"panel": _cmd_panel, "retake": _cmd_retake, "resume": _cmd_resume, "jobs": _cmd_jobs, "costs": _cmd_costs, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,3 +120,11 @@ def test_serve_answers_both_protocols_until_stopped(tmp_path):
         out, err = proc.communicate(timeout=20)
     assert "offline preview" in err
     assert proc.returncode in (0, 130, -signal.SIGINT)
+
+
+def test_the_panel_command_is_listed_and_takes_a_timeline():
+    from ltx_retake.cli import build_parser
+
+    args = build_parser().parse_args(["panel", "cut.otio"])
+    assert args.command == "panel" and str(args.timeline) == "cut.otio"
+    assert build_parser().parse_args(["panel"]).timeline is None

@@ -1,0 +1,26 @@
+"""`python -m bench NAME [options]`: the one entry point to every benchmark; each prints a table."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = {
+    "soak": "hundreds of retakes with a share of every call faulted, and one resume pass",
+    "timeline_view": "the panel's timeline on 10,000 clips: show, zoom steps, fit",
+    "panel_jobs": "the panel with N jobs in flight against the local service: the event loop's longest stall",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or args[0] not in BENCHES:
+        print("usage: python -m bench NAME [options]   (python -m bench NAME --help for its options)\n")
+        for name, what in BENCHES.items():
+            print(f"  {name:14} {what}")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    return importlib.import_module(f"bench.{args[0]}").main(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

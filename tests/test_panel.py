@@ -1,0 +1,229 @@
+"""The real panel end to end, offscreen: open a timeline, select a range, retake on the local service, review,
+accept, save, reopen and find the version; closing with jobs in flight; interrupted runs resumed from the journal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QPushButton
+
+from ltx_retake.adapters.local_service import LocalService, LocalServiceConfig
+from ltx_retake.adapters.timeline_files import read_timeline
+from ltx_retake.paths import file_sha256
+from ltx_retake.settings import load_settings
+from ltx_retake.ui.timeline_view import badge_text
+from ltx_retake.ui.window import Dialogs, RetakeWindow
+from ltx_retake.versions import list_versions
+
+from media_fixtures import make_project
+
+pytestmark = pytest.mark.slow
+
+
+class Answers(Dialogs):
+    """Answers the window's questions without a modal box, and remembers what was asked."""
+
+    def __init__(self, yes: bool = True, save: str = "discard"):
+        super().__init__()
+        self.yes, self.save, self.asked, self.warnings = yes, save, [], []
+
+    def yes_no(self, title: str, text: str) -> bool:
+        self.asked.append((title, text))
+        return self.yes
+
+    def save_discard_cancel(self, title: str, text: str) -> str:
+        self.asked.append((title, text))
+        return self.save
+
+    def warn(self, title: str, text: str) -> None:
+        self.warnings.append((title, text))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    def make(settings=None, answers=None, local_config=None) -> RetakeWindow:
+        w = RetakeWindow(settings or load_settings(), qsettings=QSettings(str(tmp_path / "panel.ini"), QSettings.IniFormat),
+                         local_config=local_config, dialogs=answers or Answers())
+        qtbot.addWidget(w)
+        w.resize(1400, 860)
+        w.show()
+        qtbot.waitExposed(w)
+        return w
+    return make
+
+
+def _select_range(qtbot, w: RetakeWindow, a: int, b: int) -> None:
+    """Playhead to a, press I; playhead to the last frame, press O (an out mark includes its frame, as in NLEs)."""
+    view = w.view
+    view.setFocus()
+    view.set_playhead(a)
+    qtbot.keyClick(view, Qt.Key_I)
+    view.set_playhead(b - 1)
+    qtbot.keyClick(view, Qt.Key_O)
+    assert view.selected_range() == (a, b)
+
+
+def _retake_ready(qtbot, w: RetakeWindow, prompt: str) -> None:
+    w.form.prompt.setFocus()
+    qtbot.keyClicks(w.form.prompt, prompt)
+    qtbot.waitUntil(lambda: w.form.retake.isEnabled(), timeout=20_000)
+
+
+def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    media_sha, cut_sha = file_sha256(tmp_path / "source.mov"), file_sha256(cut)
+    answers = Answers()
+    w = window(answers=answers)
+    assert w.open(cut)
+    assert w.windowTitle().startswith("cut.otio")
+
+    _select_range(qtbot, w, 36, 84)          # two seconds inside clip B
+    _retake_ready(qtbot, w, "a stormy sky")
+    assert "B on V1: 01:00:01:12-01:00:03:12, 48 frames" in w.form.window_text.text()
+    assert "$0.00" in w.form.cost.text() or "local" in w.form.cost.text()
+    assert w.view.overlays(), "the view draws the planned window and handles before sending"
+
+    qtbot.mouseClick(w.form.retake, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.jobs.row_count() == 1, timeout=20_000)
+    qtbot.waitUntil(lambda: w.jobs.step_of("r1", "job1") in ("done", "failed"), timeout=120_000)
+    assert w.jobs.step_of("r1", "job1") == "done", w.status.text()
+    qtbot.waitUntil(lambda: bool("r1" in w.session.runs and w.session.runs["r1"].pending), timeout=10_000)
+    assert w.windowTitle().endswith("* — LTX Retake")
+
+    # awaiting review: the timeline still shows what it showed before
+    (retaken,) = list_versions(w.session.document.timeline)
+    assert retaken.versions == ("retake_v001",) and retaken.active == "original"
+
+    qtbot.mouseClick(w.jobs.buttons("r1", "job1")["review"], Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.preview.filmstrip_count() > 0, timeout=20_000)
+    with qtbot.waitSignal(w.preview.accepted):
+        qtbot.mouseClick(w.preview.findChild(QPushButton, "accept"), Qt.LeftButton)
+    (retaken,) = list_versions(w.session.document.timeline)
+    assert retaken.active == "retake_v001"
+
+    out = tmp_path / "cut_retaken.otio"
+    assert w.save_to(out)
+    assert not w.session.document.modified
+    assert file_sha256(cut) == cut_sha and file_sha256(tmp_path / "source.mov") == media_sha
+
+    # reopen: the version is there, active, and its file is on disk
+    again = window()
+    assert again.open(out)
+    (found,) = list_versions(again.session.document.timeline)
+    assert found.active == "retake_v001"
+    version_file = Path(found.clip.media_references()["retake_v001"].target_url)
+    assert version_file.is_file() and version_file.parent.name == "cut_retakes"
+    assert badge_text(found.clip)
+
+
+def test_save_never_overwrites_the_opened_timeline_unless_asked(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=3.0)
+    before = file_sha256(cut)
+    answers = Answers(yes=False)
+    w = window(answers=answers)
+    w.open(cut)
+    w.session.document.changed()
+    assert not w.save_to(cut)                           # the user said no
+    assert answers.asked[-1][0] == "Replace the opened timeline?"
+    assert file_sha256(cut) == before
+    answers.yes = True
+    assert w.save_to(cut)                               # the user chose to
+    assert read_timeline(cut).name == "e2e"
+
+
+def test_a_bad_file_is_a_sentence_not_a_traceback(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.otio"
+    bad.write_text("{ not json")
+    answers = Answers()
+    w = window(answers=answers)
+    assert not w.open(bad)
+    assert answers.warnings and "broken.otio" in answers.warnings[0][1] and "Traceback" not in answers.warnings[0][1]
+    assert w.session.document.timeline is None
+
+
+def test_invalid_requests_are_explained_before_sending(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=24.0)
+    w = window()
+    w.open(cut)
+    _select_range(qtbot, w, 48, 50)                      # two frames: widened to the model's 2 s, and said so
+    w.form.prompt.setPlainText("fog")
+    qtbot.waitUntil(lambda: "needs at least 2 s" in w.form.window_text.text(), timeout=20_000)
+    assert w.form.retake.isEnabled()
+    _select_range(qtbot, w, 24, 24 + 21 * 24)            # 21 s: longer than the model takes
+    qtbot.waitUntil(lambda: "20" in w.form.problems.text(), timeout=20_000)
+    assert not w.form.retake.isEnabled()
+    w.form.service.setCurrentIndex(w.form.service.findData("fal"))    # no key in the test environment
+    _select_range(qtbot, w, 48, 96)
+    qtbot.waitUntil(lambda: "fal key" in w.form.problems.text(), timeout=20_000)
+    assert not w.form.retake.isEnabled()
+    (tmp_path / "source.mov").rename(tmp_path / "moved.mov")            # media offline
+    w.form.service.setCurrentIndex(w.form.service.findData("local"))
+    w.form.prompt.setPlainText("fog again")
+    qtbot.waitUntil(lambda: "not on this machine" in w.form.problems.text(), timeout=20_000)
+    assert not w.form.retake.isEnabled()
+
+
+def test_closing_with_jobs_in_flight_says_so(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    answers = Answers(yes=False)
+    w = window(answers=answers, local_config=LocalServiceConfig(processing_delay=30))
+    w.open(cut)
+    _select_range(qtbot, w, 36, 84)
+    _retake_ready(qtbot, w, "slow fog")
+    qtbot.mouseClick(w.form.retake, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.jobs.row_count() == 1, timeout=20_000)
+    qtbot.waitUntil(lambda: w.jobs.step_of("r1", "job1").startswith(("queued", "generating")), timeout=60_000)
+    assert not w.close()                                 # the user chose to stay
+    assert answers.asked[-1][0] == "Jobs still running" and "reopen the panel" in answers.asked[-1][1]
+    qtbot.mouseClick(w.jobs.buttons("r1", "job1")["cancel"], Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.jobs.step_of("r1", "job1") == "cancelled", timeout=30_000)
+
+
+def test_reopening_shows_an_interrupted_run_and_resumes_it(qtbot, window, tmp_path, monkeypatch):
+    """A CLI run killed mid-generation (kill -9 from the journal's failpoint) shows in the panel; Resume brings it in."""
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    key = "panel-test-key-77"
+    with LocalService(LocalServiceConfig(require_key=key, processing_delay=1.0)) as service:
+        env = dict(os.environ, FAL_KEY=key, LTX_RETAKE_FAL_QUEUE_URL=service.base_url, LTX_RETAKE_FAL_REST_URL=service.base_url,
+                   LTX_RETAKE_FAILPOINT="generating")
+        killed = subprocess.run([sys.executable, "-m", "ltx_retake", "retake", str(cut), "--range", "01:00:02:00",
+                                 "01:00:03:00", "--prompt", "rain", "--provider", "fal", "-o", str(tmp_path / "out.otio"),
+                                 "--yes"], env=env, capture_output=True, text=True, timeout=120)
+        assert killed.returncode == -9, killed.stderr
+        for name in ("FAL_KEY", "LTX_RETAKE_FAL_QUEUE_URL", "LTX_RETAKE_FAL_REST_URL"):
+            monkeypatch.setenv(name, env[name])
+        w = window(settings=load_settings())
+        w.open(cut)
+        assert w.show_interrupted() == 1
+        (run_id,) = [r.id for r in w.session.interrupted()]
+        assert w.jobs.step_of(run_id, "job1").startswith("interrupted at generating")
+        qtbot.mouseClick(w.jobs.resume_button(run_id), Qt.LeftButton)
+        qtbot.waitUntil(lambda: any(s.outcome for s in w.session.runs.values()), timeout=120_000)
+        (state,) = w.session.runs.values()
+        assert [j.step.value for j in state.outcome.jobs] == ["spliced"]
+        assert len(service.requests_to("submit")) == 1, "the resumed request was sent again"
+        qtbot.waitUntil(lambda: bool(list_versions(w.session.document.timeline)), timeout=10_000)
+        (retaken,) = list_versions(w.session.document.timeline)
+        assert retaken.versions == ("retake_v001",)
+
+
+def test_pyside6_none_refcount_regression():
+    """PySide6 6.12.0 on CPython 3.11 corrupts None's refcount on every call returning nothing and aborts after a few
+    hundred thousand (../shared/reference/otio-and-qt-notes.md). 200,000 such calls must not abort the process."""
+    code = ("import os; os.environ.setdefault('QT_QPA_PLATFORM', 'offscreen')\n"
+            "from PySide6.QtWidgets import QApplication, QLabel\n"
+            "app = QApplication([]); label = QLabel()\n"
+            "for i in range(200_000):\n    label.setText('x'); label.setVisible(False)\n"
+            "import PySide6; print(PySide6.__version__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert done.returncode == 0, f"PySide6 aborted ({done.returncode}): {done.stderr[-500:]}"
+    version = done.stdout.strip()
+    if sys.version_info < (3, 12):
+        assert version != "6.12.0", "pyproject must exclude PySide6 6.12.0 on Python < 3.12"

@@ -1,0 +1,169 @@
+"""The retake form: prompt (with recent prompts), mode, service and model, the planned window, cost and problems."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QPlainTextEdit, QPushButton,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from ..compose import model_for
+from ..ports import RetakeMode
+from ..settings import Settings
+from .session import Planned, Request
+
+__all__ = ["RetakeForm", "MODES", "SERVICES"]
+
+MODES = [("Picture and sound", RetakeMode.REPLACE_AUDIO_AND_VIDEO), ("Picture only", RetakeMode.REPLACE_VIDEO),
+         ("Sound only", RetakeMode.REPLACE_AUDIO)]
+SERVICES = [("Local (offline, free)", "local"), ("fal.ai", "fal"), ("RunComfy", "runcomfy")]
+PLACEMENTS = [("As a new version of the clip", "splice"), ("On a track above", "above")]
+RECENT_KEY = "form/recent_prompts"
+RECENT_MAX = 20
+
+
+class RetakeForm(QWidget):
+    """Collects a request; shows what the core planned for it, its cost, and why it cannot be sent yet."""
+
+    changed = Signal()
+    retakeClicked = Signal()
+
+    def __init__(self, settings: Settings, qsettings: QSettings, parent=None):
+        super().__init__(parent)
+        self.settings, self.qsettings = settings, qsettings
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("What the retake should show, e.g. \"the same shot, at dusk, rain on the window\"")
+        self.prompt.setFixedHeight(84)
+        self.recent = QToolButton()
+        self.recent.setText("Recent")
+        self.recent.setPopupMode(QToolButton.InstantPopup)
+        self.recent.setMenu(QMenu(self.recent))
+        self.mode = QComboBox()
+        for text, mode in MODES:
+            self.mode.addItem(text, mode)
+        self.service = QComboBox()
+        for text, name in SERVICES:
+            self.service.addItem(text, name)
+        self.model = QLineEdit()
+        self.placement = QComboBox()
+        for text, name in PLACEMENTS:
+            self.placement.addItem(text, name)
+        self.window_text = QLabel("Select a clip or a range on the timeline.")
+        self.window_text.setWordWrap(True)
+        self.window_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.cost = QLabel("")
+        self.cost.setWordWrap(True)
+        self.problems = QLabel("")
+        self.problems.setWordWrap(True)
+        self.problems.setStyleSheet("color: #d04040;")
+        self.retake = QPushButton("Retake")
+        self.retake.setEnabled(False)
+        self.retake.setDefault(True)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Prompt"))
+        top.addStretch(1)
+        top.addWidget(self.recent)
+        form = QFormLayout()
+        form.addRow("Regenerate", self.mode)
+        form.addRow("Service", self.service)
+        form.addRow("Model", self.model)
+        form.addRow("Result", self.placement)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.prompt)
+        layout.addLayout(form)
+        layout.addWidget(self.window_text)
+        layout.addWidget(self.cost)
+        layout.addWidget(self.problems)
+        layout.addWidget(self.retake)
+        layout.addStretch(1)
+
+        self._fill_recent()
+        self._service_changed()
+        self.prompt.textChanged.connect(self.changed)
+        self.mode.currentIndexChanged.connect(self.changed)
+        self.service.currentIndexChanged.connect(self._service_changed)
+        self.model.editingFinished.connect(self.changed)
+        self.placement.currentIndexChanged.connect(self.changed)
+        self.retake.clicked.connect(self.retakeClicked)
+
+    # ---- fields ----------------------------------------------------------------------------------------------
+
+    def use_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self._service_changed()
+
+    def _service_changed(self) -> None:
+        provider = self.service.currentData()
+        self.model.setText(model_for(provider, self.settings, None))
+        self.changed.emit()
+
+    def request(self, *, clips=(), range=None, track=None) -> Request:
+        return Request(self.prompt.toPlainText().strip(), RetakeMode(self.mode.currentData()), self.service.currentData(),
+                       self.model.text().strip() or model_for(self.service.currentData(), self.settings, None),
+                       self.placement.currentData(), tuple(clips), range, track)
+
+    def set_prompt(self, text: str) -> None:
+        self.prompt.setPlainText(text)
+
+    # ---- recent prompts ----------------------------------------------------------------------------------------
+
+    def recent_prompts(self) -> list[str]:
+        value = self.qsettings.value(RECENT_KEY, [])
+        if isinstance(value, str):  # QSettings gives a lone string back for a one-item list
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def remember_prompt(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        prompts = [text] + [p for p in self.recent_prompts() if p != text]
+        self.qsettings.setValue(RECENT_KEY, prompts[:RECENT_MAX])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        menu = self.recent.menu()
+        menu.clear()
+        prompts = self.recent_prompts()
+        for text in prompts:
+            label = text if len(text) <= 70 else text[:67] + "..."
+            action = menu.addAction(label)
+            action.setData(text)
+            action.triggered.connect(lambda _=False, t=text: self.set_prompt(t))
+        self.recent.setEnabled(bool(prompts))
+
+    # ---- what the core planned ---------------------------------------------------------------------------------
+
+    def show_planning(self) -> None:
+        self.retake.setEnabled(False)
+        self.window_text.setText("Planning…")
+
+    def show_plan(self, planned: Planned | None) -> None:
+        """The window(s), the cost with its basis, where results land; Retake only when the request can be sent."""
+        if planned is None:
+            self.window_text.setText("Select a clip or a range on the timeline.")
+            self.cost.setText("")
+            self.problems.setText("")
+            self.retake.setEnabled(False)
+            return
+        lines = []
+        for jobs in planned.jobs:
+            for job in jobs:
+                p = job.plan
+                lines.append(f"{p.label}: {p.record_timecode}, {p.window_frames} frames ({p.duration:.2f} s); "
+                             f"input {p.input_seconds:.2f} s with handles")
+                lines.extend(f"  note: {note}" for note in p.notes)
+        lines.extend(planned.landing[:3])
+        if len(planned.landing) > 3:
+            lines.append(f"… and {len(planned.landing) - 3} more.")
+        self.window_text.setText("\n".join(lines) or "Nothing to retake in the selection.")
+        est = planned.estimate
+        if est is not None:
+            threshold = self.settings.cost_threshold_usd
+            ask = " You will be asked before it is sent." if est.needs_confirmation(threshold) else ""
+            self.cost.setText(f"Cost: {est.sentence()}.{ask}\n" + "\n".join(est.basis))
+        else:
+            self.cost.setText("")
+        self.problems.setText("\n".join(planned.problems))
+        self.retake.setEnabled(planned.ok)

@@ -1,0 +1,476 @@
+"""The panel's working state: the open timeline, the retake runs in worker threads, and their events for the view.
+
+Everything here goes through the core (prepare, run, resume, splice_into, use_version) exactly as the CLI does;
+the only thing the panel adds is that its open document takes the finished versions in memory, so the user
+decides when and where to save.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import opentimelineio as otio
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..compose import offline_wiring
+from ..costs import Estimate, estimate
+from ..errors import RetakeError, redact
+from ..journal import Journal
+from ..paths import safe_stem, same_file
+from ..ports import RetakeMode
+from ..progress import JobEvent, Step
+from ..runner import Job, Outcome, RetakeOrder, default_media_dir, job_from_record, prepare, splice_into
+from ..selection import record_timecode, timeline_rate, track_label
+from ..settings import Settings, journal_path
+from ..splice import describe_landing
+from ..versions import ORIGINAL, list_versions, use_version
+from .worker import worker_main
+
+__all__ = ["Document", "Request", "Planned", "RunState", "Session"]
+
+
+class Document:
+    """The timeline open in the panel: where it came from, where it was last saved, and whether it changed."""
+
+    def __init__(self, settings: Settings):
+        self.store = offline_wiring(settings).store
+        self.path: Path | None = None        # the file that was opened (never overwritten unless the user says so)
+        self.saved_to: Path | None = None    # where Save writes without asking
+        self.timeline: otio.schema.Timeline | None = None
+        self.lock = threading.RLock()        # the window changes the timeline; a run's thread copies it
+        self.modified = False
+        self.revision = 0                    # bumped on every change, so a plan made before it is known stale
+
+    def open(self, path: Path) -> None:
+        timeline = self.store.read(path)     # raises a RetakeError sentence for a bad file; nothing changes then
+        with self.lock:
+            self.path, self.saved_to, self.timeline = Path(path).absolute(), None, timeline
+            self.modified = False
+            self.revision += 1
+
+    def changed(self) -> None:
+        self.modified = True
+        self.revision += 1
+
+    def save(self, path: Path, *, replace_opened: bool = False) -> Path:
+        """Write atomically; the opened file is replaced only when the user chose that (`replace_opened`)."""
+        protect = () if replace_opened else tuple(p for p in (self.path,) if p)
+        written = self.store.write(self.timeline, path, overwrite=True, protect=protect)
+        self.saved_to, self.modified = Path(written), False
+        return Path(written)
+
+    def suggested_name(self) -> Path:
+        """Where Save As starts: `<name>_retakes.otio` beside the opened file (.otio keeps every version)."""
+        base = self.path or Path.cwd() / "timeline.otio"
+        return base.with_name(f"{safe_stem(base.stem)}_retakes.otio")
+
+    def snapshot(self, folder: Path) -> Path:
+        """The document as it is now, as a file a run can read (the run never sees later edits)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / f"timeline-r{self.revision}-{time.time_ns()}.otio"
+        return self.store.write(self.timeline, dest)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the retake form asks for, before it is turned into orders."""
+
+    prompt: str
+    mode: RetakeMode
+    provider: str
+    model: str
+    placement: str = "splice"
+    clips: tuple[tuple[int, int], ...] = ()      # (track index, #N among the track's clips)
+    range: tuple[int, int] | None = None          # record frames from the timeline's start, out exclusive
+    track: int | None = None                      # the track a range applies to
+
+
+@dataclass
+class Planned:
+    """A request planned by the core: its jobs, cost, and what each will do; or why it cannot be sent."""
+
+    request: Request
+    revision: int
+    orders: list[RetakeOrder] = field(default_factory=list)
+    jobs: list[list[Job]] = field(default_factory=list)
+    estimate: Estimate | None = None
+    landing: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and any(self.jobs)
+
+
+@dataclass
+class RunState:
+    """One run the panel started (or resumes): its order, its cancel switch and, when finished, its outcome."""
+
+    key: str
+    order: RetakeOrder | None
+    control: object | None = None       # the worker's cancel queue: a job id stops that job
+    jobs: dict[str, Job] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    error: str | None = None
+    run_id: str = ""
+    pending: dict[str, str] = field(default_factory=dict)   # job id -> what showed before, until Accept/Discard
+    landing: tuple | None = None        # (document revision, its copy with this run's versions, pending, problems)
+    thread: threading.Thread | None = None
+
+
+def _key_missing(provider: str, settings: Settings) -> str | None:
+    if provider == "fal" and not settings.fal_key:
+        return "No fal key: add it in Settings (kept in the OS keyring) or set FAL_KEY, then retake."
+    if provider == "runcomfy" and not settings.runcomfy_token:
+        return "No RunComfy token: add it in Settings (kept in the OS keyring) or set RUNCOMFY_TOKEN, then retake."
+    return None
+
+
+class Session(QObject):
+    """Plans and runs retakes for the open document; events reach the GUI thread in batches."""
+
+    documentChanged = Signal()
+    planned = Signal(object)                # Planned, from the planning thread
+    runStarted = Signal(str, object)        # run key, the planned jobs [(job id, label, detail)]
+    runFinished = Signal(str)               # run key
+    events = Signal(list)                   # [(run key, JobEvent)], batched on the GUI thread
+    message = Signal(str)                   # a sentence for the status line
+
+    def __init__(self, settings: Settings, *, local_config=None, batch_ms: int = 50, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.document = Document(settings)
+        self.local_config = local_config
+        self.runs: dict[str, RunState] = {}
+        self.max_parallel = 8              # jobs of one run in flight at once
+        self.folder = journal_path(settings).parent / "panel"
+        self._queue: collections.deque = collections.deque()
+        self._finished: collections.deque = collections.deque()
+        self._plan_lock = threading.Lock()
+        self._plan_seq = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(batch_ms)
+        self._timer.timeout.connect(self._drain)
+        self._timer.start()
+
+    # ---- settings ------------------------------------------------------------------------------------------
+
+    def use_settings(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # ---- the document --------------------------------------------------------------------------------------
+
+    def open(self, path: Path) -> None:
+        self.document.open(path)
+        self.documentChanged.emit()
+
+    def media_dir(self) -> Path:
+        """Where this document's versions go: the output_dir setting, the timeline's earlier retakes, or beside it."""
+        if self.settings.output_dir:
+            return Path(self.settings.output_dir).absolute()
+        doc = self.document
+        return default_media_dir(doc.timeline, doc.path or Path.cwd() / "timeline.otio", doc.path.stem if doc.path else "timeline")
+
+    # ---- planning ------------------------------------------------------------------------------------------
+
+    def orders_for(self, request: Request, snapshot: Path, output_stem: str) -> list[RetakeOrder]:
+        """The request as core orders: a range is one order; clips are one order per track."""
+        doc = self.document
+        base = dict(timeline=snapshot, prompt=request.prompt, mode=request.mode, provider=request.provider,
+                    model=request.model, placement=request.placement, media_dir=self.media_dir(),
+                    media_root=doc.path.parent if doc.path else None, max_parallel=self.max_parallel)
+        tl = doc.timeline
+        if request.range is not None:
+            a, b = request.range
+            ti = request.track if request.track is not None else 0
+            return [RetakeOrder(output=self.folder / f"{output_stem}-1.otio", range=(str(a), str(b)),
+                                track=track_label(tl, ti), per_clip=True, **base)]
+        by_track: dict[int, list[str]] = {}
+        for ti, number in request.clips:
+            by_track.setdefault(ti, []).append(f"#{number}")
+        return [RetakeOrder(output=self.folder / f"{output_stem}-{i}.otio", clip=tuple(names), track=track_label(tl, ti), **base)
+                for i, (ti, names) in enumerate(sorted(by_track.items()), 1)]
+
+    def plan(self, request: Request) -> None:
+        """Plan in a worker thread (probing media takes time); the result arrives as `planned`."""
+        if self.document.timeline is None:
+            return
+        self._plan_seq += 1
+        seq, revision = self._plan_seq, self.document.revision
+        try:
+            snapshot = self.document.snapshot(self.folder / "plans")
+        except RetakeError as exc:
+            self.planned.emit(Planned(request, revision, problems=[redact(str(exc))]))
+            return
+
+        def work() -> None:
+            result = self._plan_now(request, snapshot, revision)
+            snapshot.unlink(missing_ok=True)
+            if seq == self._plan_seq:  # a newer request supersedes this one
+                self.planned.emit(result)
+
+        threading.Thread(target=work, name="ltx-retake-plan", daemon=True).start()
+
+    def _plan_now(self, request: Request, snapshot: Path, revision: int) -> Planned:
+        out = Planned(request, revision)
+        if not request.clips and request.range is None:
+            out.problems.append("Select a clip (click it) or a range (drag on the ruler, or I and O at the playhead).")
+            return out
+        if not request.prompt.strip():
+            out.problems.append("Write a prompt: what the retake should show (or sound like).")
+        missing = _key_missing(request.provider, self.settings)
+        if missing:
+            out.problems.append(missing)
+        with self._plan_lock:
+            wiring = offline_wiring(self.settings)
+            try:
+                out.orders = self.orders_for(request, snapshot, "plan")
+                for order in out.orders:
+                    timeline, jobs, _ = prepare(order, wiring)
+                    out.jobs.append(jobs)
+                    out.landing.extend(describe_landing(timeline, j.plan, order.placement) for j in jobs)
+            except RetakeError as exc:
+                out.problems.append(redact(str(exc)))
+                return out
+            except Exception as exc:  # noqa: BLE001 - a bug must reach the user as a sentence, not a traceback
+                out.problems.append(f"Planning failed unexpectedly ({type(exc).__name__}: {redact(str(exc))}); "
+                                    "please report this with the timeline.")
+                return out
+        out.estimate = estimate([j.plan for jobs in out.jobs for j in jobs])
+        return out
+
+    # ---- running -------------------------------------------------------------------------------------------
+
+    def start(self, request: Request) -> list[str]:
+        """Send a request (already planned and, when needed, confirmed): one run per order, in worker threads."""
+        doc = self.document
+        snapshot = doc.snapshot(self.folder / "runs")
+        stem = snapshot.stem.replace("timeline", "retaken")
+        keys = []
+        for order in self.orders_for(request, snapshot, stem):
+            key = f"r{len(self.runs) + 1}"
+            state = RunState(key, order)
+            self.runs[key] = state
+            keys.append(key)
+            state.thread = threading.Thread(target=self._run, args=(state,), name=f"ltx-retake-{key}", daemon=True)
+        for key in keys:
+            self.runs[key].thread.start()
+        return keys
+
+    def _log(self, key: str):
+        def log(event: JobEvent) -> None:
+            self._queue.append((key, event))
+        return log
+
+    def _run(self, state: RunState) -> None:
+        self._in_worker(state, "run", state.order)
+
+    def resume(self, run_id: str) -> str:
+        """Continue an interrupted run from the journal (requests are followed by id, never paid twice)."""
+        key = f"r{len(self.runs) + 1}"
+        state = RunState(key, None, run_id=run_id)
+        self.runs[key] = state
+        state.thread = threading.Thread(target=self._in_worker, args=(state, "resume", run_id), name=f"ltx-retake-{key}",
+                                        daemon=True)
+        state.thread.start()
+        return key
+
+    def _in_worker(self, state: RunState, kind: str, what) -> None:
+        """Run or resume in a worker process (the window's interpreter never shares its lock with the jobs), then read
+        the outcome back from the journal. The worker dies with the panel; the journal then shows the run as
+        interrupted, and Resume picks it up."""
+        log = self._log(state.key)
+        ctx = multiprocessing.get_context("spawn")
+        events, state.control = ctx.Queue(), ctx.Queue()
+        worker = ctx.Process(target=worker_main, args=(kind, what, self.local_config, self.max_parallel, events, state.control),
+                             name=f"ltx-retake-{state.key}", daemon=True)
+        try:
+            worker.start()
+            while True:
+                try:
+                    item = events.get(timeout=0.5)
+                except queue.Empty:
+                    if worker.is_alive():
+                        continue
+                    state.error = (f"The worker running these jobs stopped (exit {worker.exitcode}); the journal keeps the run: "
+                                   "reopen the panel and Resume it.")
+                    break
+                tag = item[0]
+                if tag == "order":
+                    state.order = item[1]
+                elif tag == "jobs":
+                    self._queue.append((state.key, item[1]))
+                elif tag == "event":
+                    if item[1].job == "run" and item[1].message.startswith("run "):
+                        state.run_id = item[1].message.split()[1]
+                    log(item[1])
+                elif tag == "done":
+                    state.run_id, state.error = item[1] or state.run_id, item[2]
+                    break
+            worker.join(timeout=10)
+            if state.run_id:
+                with Journal(journal_path(self.settings)) as journal:
+                    record = journal.run(state.run_id)
+                jobs = [job_from_record(r) for r in record.jobs]
+                state.jobs = {j.id: j for j in jobs}
+                state.outcome = Outcome(jobs, record.output if record.output.exists() else None, record.media_dir,
+                                        run_id=record.id)
+                self._landing(state)
+        except RetakeError as exc:
+            state.error = redact(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug: a sentence in the panel, never a traceback
+            state.error = f"The run stopped unexpectedly ({type(exc).__name__}: {redact(str(exc))}); please report this."
+        self._finished.append(state.key)
+
+    def interrupted(self):
+        """Runs a crash or a closed panel left unfinished (from the journal)."""
+        with Journal(journal_path(self.settings)) as journal:
+            return journal.interrupted()
+
+    def cancel(self, key: str, job_id: str) -> None:
+        state = self.runs.get(key)
+        if state is not None and state.control is not None:
+            state.control.put(job_id)
+
+    def retry(self, key: str, job_id: str) -> list[str]:
+        """A failed job again: resumed by its request id when that can mend it, else planned anew over its window."""
+        state = self.runs[key]
+        job = state.jobs.get(job_id)
+        if job is None or state.order is None:
+            raise RetakeError("That job is not known any more; select the clip and retake it again.")
+        if job.recoverable and state.run_id:
+            return [self.resume(state.run_id)]
+        p = job.plan
+        rate = float(timeline_rate(self.document.timeline))
+        a = round(p.record_range.start_time.rescaled_to(rate).value)
+        b = round(p.record_range.end_time_exclusive().rescaled_to(rate).value)
+        req = Request(p.prompt, p.mode, p.provider, p.model, state.order.placement, range=(a, b), track=p.track_index)
+        return self.start(req)
+
+    def in_flight(self) -> int:
+        return sum(1 for s in self.runs.values() if s.thread is not None and s.thread.is_alive())
+
+    # ---- results -------------------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        batch = []
+        while self._queue:
+            key, item = self._queue.popleft()
+            if isinstance(item, list):  # a run's planned jobs
+                if batch:
+                    self.events.emit(batch)
+                    batch = []
+                self.runStarted.emit(key, item)
+            else:
+                batch.append((key, item))
+        if batch:
+            self.events.emit(batch)
+        while self._finished:
+            self._land(self._finished.popleft())
+
+    def _landing(self, state: RunState) -> None:
+        """In the run's thread: splice its versions into a copy of the document, so the window only swaps it in."""
+        doc = self.document
+        done = [j for j in (state.outcome.jobs if state.outcome else []) if j.step == Step.SPLICED]
+        if not done or state.order is None or not self._belongs(state.order):
+            return
+        with doc.lock:
+            if doc.timeline is None:
+                return
+            revision, copy = doc.revision, doc.timeline.deepcopy()
+        state.landing = (revision, copy, *_splice_awaiting_review(copy, done, state.order.placement))
+
+    def _land(self, key: str) -> None:
+        """A run ended: its versions join the open document, awaiting Accept (what showed before stays showing)."""
+        state = self.runs[key]
+        if state.error:
+            self.message.emit(state.error)
+        outcome, doc = state.outcome, self.document
+        done = [j for j in (outcome.jobs if outcome else []) if j.step == Step.SPLICED]
+        if state.landing is not None or (done and doc.timeline is not None and state.order is not None
+                                         and self._belongs(state.order)):
+            with doc.lock:
+                if state.landing is not None and state.landing[0] == doc.revision:
+                    _, doc.timeline, pending, problems = state.landing
+                else:  # the document changed while the copy was made: splice into it here
+                    pending, problems = _splice_awaiting_review(doc.timeline, done, state.order.placement)
+                state.landing = None
+                state.pending.update(pending)
+                doc.changed()
+            for sentence in problems:
+                self.message.emit(sentence)
+            self.documentChanged.emit()
+        elif done and outcome and outcome.output:
+            self.message.emit(f"The run wrote {outcome.output}; open it to see its versions.")
+        self.runFinished.emit(key)
+
+    def _belongs(self, order: RetakeOrder) -> bool:
+        doc = self.document
+        return doc.path is not None and (order.media_root is None or same_file(order.media_root, doc.path.parent))
+
+    def accept(self, key: str, job_id: str) -> str:
+        """The finished job's version becomes the active one."""
+        state, job = self.runs[key], self.runs[key].jobs[job_id]
+        with self.document.lock:
+            _show(self.document.timeline, job, _version_key(job))
+            state.pending.pop(job_id, None)
+            self.document.changed()
+        self.documentChanged.emit()
+        return f"{job.version.name} is now the active version."
+
+    def discard(self, key: str, job_id: str) -> str:
+        """The finished job's version is not used: what showed before stays (the file and the menu entry are kept)."""
+        state, job = self.runs[key], self.runs[key].jobs[job_id]
+        with self.document.lock:
+            before = state.pending.pop(job_id, None) or ORIGINAL
+            _show(self.document.timeline, job, before)
+            self.document.changed()
+        self.documentChanged.emit()
+        return f"{job.version.name} discarded; {before} shows. The file stays at {job.version.path} and in the clip's versions menu."
+
+    def switch(self, clip_name: str, version: str, at: str) -> None:
+        """The versions menu: show `version` (or the original) on a retaken clip."""
+        with self.document.lock:
+            use_version(self.document.timeline, clip_name, version, at=at)
+            self.document.changed()
+        self.documentChanged.emit()
+
+
+def _splice_awaiting_review(timeline, done: list[Job], placement: str) -> tuple[dict[str, str], list[str]]:
+    """Splice finished jobs into `timeline` (mutated), each then showing what it showed before until accepted.
+    Returns {job id: what showed before} and a sentence per job that could not land."""
+    before = {j.id: _showing(timeline, j) for j in done}
+    problems = splice_into(timeline, done, placement)
+    pending = {}
+    for job in done:
+        if not any(job.version.name in p for p in problems):
+            pending[job.id] = before[job.id]
+            _show(timeline, job, before[job.id])
+    return pending, problems
+
+
+def _showing(timeline, job: Job) -> str:
+    """What the timeline shows over the job's window now: original or a version key."""
+    start = job.plan.record_range.start_time
+    for r in list_versions(timeline):
+        if r.track_index == job.plan.track_index and r.record_range.start_time <= start < r.record_range.end_time_exclusive():
+            return r.active
+    return ORIGINAL
+
+
+def _show(timeline, job: Job, version: str) -> None:
+    use_version(timeline, job.plan.clip_name, version, at=record_timecode(timeline, job.plan.record_range.start_time))
+
+
+def _version_key(job: Job) -> str:
+    return f"retake_v{job.version.number:03d}"
+
+
+
+

@@ -1,0 +1,472 @@
+"""The retake panel's main window: timeline, retake form, jobs, preview; open, save, settings and versions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout, QWidget
+
+from ..compose import offline_wiring, warm_up
+from ..errors import RetakeError, redact
+from ..plan import media_path_of
+from ..progress import Step
+from ..settings import Settings, load_settings
+from ..versions import ORIGINAL, list_versions
+from .jobs_view import JobsView
+from .preview import PreviewPane, Take
+from .retake_form import RetakeForm
+from .session import Planned, Session
+from .settings_dialog import SettingsDialog
+from .timeline_view import Overlay, TimelineView
+
+__all__ = ["RetakeWindow", "Dialogs", "timeline_filter"]
+
+PLAN_DELAY_MS = 250
+
+
+class Dialogs:
+    """The questions the window asks (modal boxes); tests hand in their own answers through this seam."""
+
+    def __init__(self, parent: QWidget | None = None):
+        self.parent = parent
+
+    def yes_no(self, title: str, text: str) -> bool:
+        return QMessageBox.question(self.parent, title, text) == QMessageBox.Yes
+
+    def save_discard_cancel(self, title: str, text: str) -> str:
+        answer = QMessageBox.question(self.parent, title, text, QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
+                                      QMessageBox.Save)
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
+
+    def warn(self, title: str, text: str) -> None:
+        QMessageBox.warning(self.parent, title, text)
+
+
+def timeline_filter() -> str:
+    """The Open dialog's filter: every suffix an installed OTIO adapter reads."""
+    import opentimelineio as otio
+
+    suffixes: set[str] = set()
+    for adapter in otio.plugins.ActiveManifest().adapters:
+        suffixes.update(s.lower() for s in adapter.suffixes)
+    pattern = " ".join(f"*.{s}" for s in sorted(suffixes))
+    return f"Timelines ({pattern});;All files (*)"
+
+
+class RetakeWindow(QMainWindow):
+    """An editor's whole round trip: open, select, retake, review, accept, save."""
+
+    takesReady = Signal(object, object, bool, str, str)   # before, after, decide, run key, job id (from a thread)
+
+    def __init__(self, settings: Settings | None = None, *, qsettings: QSettings | None = None, local_config=None,
+                 dialogs: Dialogs | None = None):
+        super().__init__()
+        self.dialogs = dialogs or Dialogs(self)
+        warm_up()
+        self.settings = settings or load_settings()
+        self.qsettings = qsettings or QSettings("ltx-retake", "panel")
+        self.session = Session(self.settings, local_config=local_config, parent=self)
+        self.media = offline_wiring(self.settings).media
+        self.view = TimelineView()
+        self.form = RetakeForm(self.settings, self.qsettings)
+        self.jobs = JobsView()
+        self.preview = PreviewPane(lambda path, indices: self.media.read_frames(path, indices))
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self._planned: Planned | None = None
+        self._reviewing: tuple[str, str] | None = None
+        self._plan_timer = QTimer(self)
+        self._plan_timer.setSingleShot(True)
+        self._plan_timer.setInterval(PLAN_DELAY_MS)
+
+        lower = QSplitter(Qt.Horizontal)
+        lower.addWidget(self.form)
+        lower.addWidget(self.jobs)
+        lower.addWidget(self.preview)
+        lower.setSizes([360, 520, 520])
+        upper = QSplitter(Qt.Vertical)
+        upper.addWidget(self.view)
+        upper.addWidget(lower)
+        upper.setSizes([380, 420])
+        self.splitters = {"upper": upper, "lower": lower}
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(upper, 1)
+        layout.addWidget(self.status)
+        self.setCentralWidget(central)
+        self._menus()
+        self._wire()
+        self._restore()
+        self._title()
+
+    # ---- building ------------------------------------------------------------------------------------------------
+
+    def _menus(self) -> None:
+        file = self.menuBar().addMenu("&File")
+        self.open_action = self._action(file, "&Open…", QKeySequence.Open, self.ask_open)
+        self.save_action = self._action(file, "&Save", QKeySequence.Save, self.save)
+        self.save_as_action = self._action(file, "Save &As…", QKeySequence.SaveAs, self.save_as)
+        file.addSeparator()
+        self._action(file, "Se&ttings…", QKeySequence.Preferences, self.open_settings)
+        file.addSeparator()
+        self._action(file, "&Quit", QKeySequence.Quit, self.close)
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "Zoom &In", QKeySequence.ZoomIn, self.view.zoom_in)
+        self._action(view, "Zoom &Out", QKeySequence.ZoomOut, self.view.zoom_out)
+        self._action(view, "&Fit", "Shift+Z", self.view.zoom_fit)
+
+    def _action(self, menu, text, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _wire(self) -> None:
+        self.view.selectionChanged.connect(self._replan)
+        self.view.clipMenuRequested.connect(self._clip_menu)
+        self.form.changed.connect(self._replan)
+        self.form.retakeClicked.connect(self.retake)
+        self._plan_timer.timeout.connect(self._plan)
+        self.session.planned.connect(self._show_plan)
+        self.session.runStarted.connect(self._run_started)
+        self.session.events.connect(self.jobs.apply_events)
+        self.session.runFinished.connect(self._run_finished)
+        self.session.documentChanged.connect(self._document_changed)
+        self.session.message.connect(self.say)
+        self.jobs.cancelRequested.connect(self.session.cancel)
+        self.jobs.retryRequested.connect(self._retry)
+        self.jobs.reviewRequested.connect(self.review)
+        self.jobs.resumeRequested.connect(self._resume)
+        self.preview.accepted.connect(lambda: self._decide(True))
+        self.preview.discarded.connect(lambda: self._decide(False))
+        self.takesReady.connect(self._show_takes)
+
+    def _restore(self) -> None:
+        geometry = self.qsettings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        for name, splitter in self.splitters.items():
+            state = self.qsettings.value(f"window/{name}")
+            if state is not None:
+                splitter.restoreState(state)
+
+    def _remember(self) -> None:
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        for name, splitter in self.splitters.items():
+            self.qsettings.setValue(f"window/{name}", splitter.saveState())
+        self.qsettings.sync()
+
+    def say(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _title(self) -> None:
+        doc = self.session.document
+        name = doc.path.name if doc.path else "no timeline"
+        self.setWindowTitle(f"{name}{' *' if doc.modified else ''} — LTX Retake")
+
+    # ---- opening and saving ----------------------------------------------------------------------------------------
+
+    def ask_open(self) -> None:
+        if not self._may_discard_changes():
+            return
+        start = self.qsettings.value("files/last_folder", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a timeline", start, timeline_filter())
+        if path:
+            self.open(Path(path))
+
+    def open(self, path: Path) -> bool:
+        try:
+            self.session.open(path)
+        except RetakeError as exc:
+            self._error(f"Could not open {Path(path).name}", redact(str(exc)))
+            return False
+        except Exception as exc:  # noqa: BLE001 - an adapter's own failure: a sentence, not a traceback
+            self._error(f"Could not open {Path(path).name}",
+                        f"{type(exc).__name__}: {redact(str(exc))}. The file may be damaged or in a format OTIO cannot read.")
+            return False
+        self.qsettings.setValue("files/last_folder", str(Path(path).parent))
+        self.view.set_timeline(self.session.document.timeline)
+        self.form.show_plan(None)
+        self.say(f"Opened {path}. Click a clip, or drag on the ruler for a range; I and O set in and out.")
+        self._title()
+        return True
+
+    def save(self) -> bool:
+        doc = self.session.document
+        if doc.timeline is None:
+            return False
+        if doc.saved_to is None:
+            return self.save_as()
+        return self._write(doc.saved_to, replace_opened=doc.path is not None and doc.saved_to == doc.path)
+
+    def save_as(self) -> bool:
+        doc = self.session.document
+        if doc.timeline is None:
+            return False
+        path, _ = QFileDialog.getSaveFileName(self, "Save the timeline as", str(doc.suggested_name()),
+                                              "OpenTimelineIO (*.otio);;All timeline formats (*)",
+                                              options=QFileDialog.DontConfirmOverwrite)
+        if not path:
+            return False
+        return self.save_to(Path(path))
+
+    def save_to(self, path: Path) -> bool:
+        """Save As to `path`: asks before replacing the opened timeline or another existing file."""
+        doc = self.session.document
+        replacing_opened = doc.path is not None and path.absolute() == doc.path
+        if replacing_opened:
+            if not self.dialogs.yes_no("Replace the opened timeline?",
+                                       f"{path.name} is the timeline you opened. Replace it with the retaken one? "
+                                       "(The original is otherwise never touched.)"):
+                return False
+        elif path.exists():
+            if not self.dialogs.yes_no("Replace the file?", f"{path} exists. Replace it?"):
+                return False
+        return self._write(path, replace_opened=replacing_opened)
+
+    def _write(self, path: Path, *, replace_opened: bool) -> bool:
+        try:
+            written = self.session.document.save(path, replace_opened=replace_opened)
+        except RetakeError as exc:
+            self._error("Not saved", redact(str(exc)))
+            return False
+        keeps = "" if written.suffix == ".otio" else " (this format keeps only each clip's active version; .otio keeps them all)"
+        self.say(f"Saved {written}{keeps}.")
+        self._title()
+        return True
+
+    def _may_discard_changes(self) -> bool:
+        doc = self.session.document
+        if not doc.modified:
+            return True
+        answer = self.dialogs.save_discard_cancel("Save changes?", f"{doc.path.name if doc.path else 'The timeline'} has "
+                                                  "unsaved retakes or version changes. Save them first?")
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        running = self.jobs.in_flight()
+        if running:
+            if not self.dialogs.yes_no(
+                    "Jobs still running",
+                    f"{running} job(s) are still running. The service keeps working on them and the journal keeps their "
+                    "request ids: reopen the panel to see where they stand and bring the results in. Close now?"):
+                event.ignore()
+                return
+        if not self._may_discard_changes():
+            event.ignore()
+            return
+        self._remember()
+        event.accept()
+
+    def _error(self, title: str, sentence: str) -> None:
+        self.say(sentence)
+        self.dialogs.warn(title, sentence)
+
+    # ---- planning and sending ----------------------------------------------------------------------------------------
+
+    def current_request(self):
+        view = self.view
+        rng = view.selected_range()
+        if rng is not None:
+            return self.form.request(range=rng, track=view.target_track())
+        clips = [(p.track_index, p.number) for p in view.selected_clips()]
+        return self.form.request(clips=clips)
+
+    def _replan(self) -> None:
+        if self.session.document.timeline is None:
+            return
+        self.form.show_planning()
+        self._plan_timer.start()
+
+    def _plan(self) -> None:
+        self.session.plan(self.current_request())
+
+    def _show_plan(self, planned: Planned) -> None:
+        if planned.revision != self.session.document.revision or planned.request != self.current_request():
+            return  # the selection or the timeline moved on; a newer plan is coming
+        self._planned = planned
+        self.form.show_plan(planned)
+        overlays = []
+        for jobs in planned.jobs:
+            for job in jobs:
+                p = job.plan
+                a = round(p.record_range.start_time.to_frames())
+                b = round(p.record_range.end_time_exclusive().to_frames())
+                before = round(p.window_offset / p.scalar) if p.scalar else p.window_offset
+                after = round((p.cut.total_frames - p.window_offset - p.window_frames) / p.scalar) if p.scalar else 0
+                overlays.append(Overlay(p.track_index, (a, b), (a - before, b + after), ""))
+        if overlays and planned.landing:
+            overlays[0] = Overlay(overlays[0].track_index, overlays[0].window, overlays[0].handles, planned.landing[0])
+        self.view.set_overlays(overlays)
+
+    def retake(self) -> None:
+        planned = self._planned
+        if planned is None or not planned.ok or planned.request != self.current_request():
+            self.say("The plan is out of date; wait a moment for the new one.")
+            return
+        est = planned.estimate
+        if est is not None and est.needs_confirmation(self.settings.cost_threshold_usd):
+            if not self.dialogs.yes_no(
+                    "Send at this cost?",
+                    f"This retake is {est.sentence()}, above your threshold of ${self.settings.cost_threshold_usd:.2f}.\n\n"
+                    + "\n".join(est.basis) + "\n\nSend it?"):
+                self.say("Nothing was sent.")
+                return
+        self.form.remember_prompt(planned.request.prompt)
+        try:
+            self.session.start(planned.request)
+        except RetakeError as exc:
+            self._error("Not sent", redact(str(exc)))
+            return
+        self.view.set_overlays([])
+        self.say("Sent. The jobs list follows each job; the window stays usable.")
+
+    def _run_started(self, key: str, rows: list) -> None:
+        for job_id, label, detail in rows:
+            self.jobs.add_job(key, job_id, label, detail)
+
+    def _run_finished(self, key: str) -> None:
+        state = self.session.runs[key]
+        self.jobs.end_run(key)
+        for job_id in state.pending:
+            self.jobs.set_note(key, job_id, "ready to review: Accept makes it the active version")
+        if state.error and not state.jobs:
+            self.say(state.error)
+        elif state.outcome is not None:
+            failed = [j for j in state.outcome.jobs if j.step != Step.SPLICED]
+            done = len(state.outcome.jobs) - len(failed)
+            self.say(f"{done} retake(s) ready to review" + (f", {len(failed)} failed (see the jobs list)" if failed else "") + ".")
+
+    def _retry(self, key: str, job_id: str) -> None:
+        try:
+            self.session.retry(key, job_id)
+        except RetakeError as exc:
+            self.say(redact(str(exc)))
+
+    def _resume(self, run_id: str) -> None:
+        self.session.resume(run_id)
+        self.say(f"Resuming run {run_id}: requests are followed by their ids, nothing is paid twice.")
+
+    def _document_changed(self) -> None:
+        self.view.refresh()
+        self._title()
+
+    def show_interrupted(self) -> int:
+        """Runs a crash or an earlier close left unfinished: listed with Resume (from the journal)."""
+        try:
+            runs = self.session.interrupted()
+        except RetakeError as exc:
+            self.say(redact(str(exc)))
+            return 0
+        for record in runs:
+            rows = [(j.name, j.plan.label, j.step.value, j.error or "") for j in record.unfinished]
+            self.jobs.add_interrupted(record.id, rows)
+        if runs:
+            self.say(f"{len(runs)} run(s) were interrupted; Resume follows their requests without paying twice.")
+        return len(runs)
+
+    # ---- review and versions -------------------------------------------------------------------------------------------
+
+    def review(self, key: str, job_id: str) -> None:
+        state = self.session.runs.get(key)
+        job = state.jobs.get(job_id) if state else None
+        if job is None:
+            return
+        self._reviewing = (key, job_id)
+        p = job.plan
+        rate = float(p.media.frame_rate)
+        first = round((p.source_range.start_time - p.version_range.start_time).to_seconds() * rate)
+        before = Take("original", Path(p.media.path), p.window_start_frame, p.window_frames, rate)
+        after = Take(f"v{job.version.number:03d}", job.version.path, max(0, first), p.window_frames, rate)
+        self.preview.show_takes(before, after, decide=job_id in state.pending)
+
+    def _decide(self, accept: bool) -> None:
+        if self._reviewing is None:
+            return
+        key, job_id = self._reviewing
+        try:
+            sentence = self.session.accept(key, job_id) if accept else self.session.discard(key, job_id)
+        except RetakeError as exc:
+            sentence = redact(str(exc))
+        self.jobs.set_note(key, job_id, "accepted" if accept else "discarded")
+        self.preview.clear()
+        self._reviewing = None
+        self.say(sentence)
+
+    def _clip_menu(self, track_index: int, clip, pos) -> None:
+        doc = self.session.document
+        entry = next((r for r in list_versions(doc.timeline) if r.clip is clip), None)
+        menu = QMenu(self)
+        if entry is None:
+            menu.addAction("No retakes on this clip yet").setEnabled(False)
+            menu.exec(pos)
+            return
+        at = entry.record_timecode.split("-")[0]
+        names = ([ORIGINAL] if entry.placement == "splice" else []) + list(entry.versions)
+        for name in names:
+            action = menu.addAction(f"Show {name}")
+            action.setCheckable(True)
+            action.setChecked(name == entry.active)
+            action.triggered.connect(lambda _=False, n=name: self._switch(entry.original_name, n, at))
+        compare = menu.addMenu(f"Compare {entry.active} with")
+        for name in names:
+            if name != entry.active:
+                compare.addAction(name).triggered.connect(lambda _=False, n=name: self.compare(clip, entry.active, n))
+        menu.exec(pos)
+
+    def _switch(self, clip_name: str, version: str, at: str) -> None:
+        try:
+            self.session.switch(clip_name, version, at)
+            self.say(f"{clip_name} now shows {version}.")
+        except RetakeError as exc:
+            self.say(redact(str(exc)))
+
+    def compare(self, clip, a: str, b: str) -> None:
+        """Two versions of one clip side by side (frames read off the GUI thread)."""
+        base = self.session.document.path.parent if self.session.document.path else None
+
+        def work() -> None:
+            try:
+                self.takesReady.emit(self._take(clip, a, base), self._take(clip, b, base), False, "", "")
+            except (RetakeError, OSError) as exc:
+                self.takesReady.emit(None, redact(str(exc)), False, "", "")
+
+        threading.Thread(target=work, name="ltx-retake-compare", daemon=True).start()
+
+    def _take(self, clip, name: str, base: Path | None) -> Take:
+        import opentimelineio as otio
+
+        refs = clip.media_references()
+        ref = refs[otio.schema.Clip.DEFAULT_MEDIA_KEY if name == ORIGINAL else name]
+        path = media_path_of(ref, base)
+        info = self.media.probe(path)
+        rate = float(info.frame_rate)
+        src = clip.trimmed_range()
+        origin = ref.available_range.start_time if ref.available_range is not None else src.start_time - src.start_time
+        first = round((src.start_time - origin).to_seconds() * rate)
+        return Take(name, path, max(0, first), max(1, round(src.duration.to_seconds() * rate)), rate)
+
+    def _show_takes(self, before, after, decide: bool, key: str, job_id: str) -> None:
+        if before is None:
+            self.say(f"Cannot compare: {after}")
+            return
+        self._reviewing = (key, job_id) if key else None
+        self.preview.show_takes(before, after, decide=decide)
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self.settings = dialog.saved_settings()
+            self.session.use_settings(self.settings)
+            self.form.use_settings(self.settings)
+            self.media = offline_wiring(self.settings).media
+            self._replan()
