@@ -99,6 +99,7 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     # awaiting review: the timeline still shows what it showed before
     (retaken,) = list_versions(w.session.document.timeline)
     assert retaken.versions == ("retake_v001",) and retaken.active == "original"
+    assert w.view.timeline() is w.session.document.timeline and badge_text(retaken.clip) == "orig/1"
 
     qtbot.mouseClick(w.jobs.buttons("r1", "job1")["review"], Qt.LeftButton)
     qtbot.waitUntil(lambda: w.preview.filmstrip_count() > 0, timeout=20_000)

@@ -264,9 +264,12 @@ class TimelineView(QWidget):
         """The timeline shown (None when cleared)."""
         return self._timeline
 
-    def refresh(self) -> None:
-        """The timeline object was edited: index it again, keeping zoom, scroll and what is still there of the selection."""
+    def refresh(self, timeline=None) -> None:
+        """The timeline was edited (or replaced by an edited copy, `timeline`): index it again, keeping zoom, scroll and
+        what is still there of the selection."""
         before = (list(self._picked), self._mark_in, self._mark_out, self._target)
+        if timeline is not None:
+            self._timeline = timeline
         self._build_index()
         self._picked = [(ti, c) for ti, c in self._picked if ti in self._row_of_track and self._locate(ti, c) is not None]
         n = len(self._rows)

@@ -357,7 +357,7 @@ class RetakeWindow(QMainWindow):
         self.say(f"Resuming run {run_id}: requests are followed by their ids, nothing is paid twice.")
 
     def _document_changed(self) -> None:
-        self.view.refresh()
+        self.view.refresh(self.session.document.timeline)
         self._title()
 
     def show_interrupted(self) -> int:
