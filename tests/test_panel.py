@@ -108,6 +108,15 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     (retaken,) = list_versions(w.session.document.timeline)
     assert retaken.active == "retake_v001"
 
+    # the versions menu's actions: compare two versions (no Accept/Discard there), go back to the original and forth
+    w.compare(retaken.clip, "retake_v001", "original")
+    qtbot.waitUntil(lambda: w.preview.filmstrip_count() > 0 and w.preview.findChild(QPushButton, "accept").isHidden(),
+                    timeout=20_000)
+    w._switch("B", "original", retaken.record_timecode.split("-")[0])
+    assert list_versions(w.session.document.timeline)[0].active == "original"
+    w._switch("B", "v001", retaken.record_timecode.split("-")[0])
+    assert list_versions(w.session.document.timeline)[0].active == "retake_v001"
+
     out = tmp_path / "cut_retaken.otio"
     assert w.save_to(out)
     assert not w.session.document.modified
