@@ -202,14 +202,17 @@ class Session(QObject):
         if self.document.timeline is None:
             return
         self._plan_seq += 1
-        seq, revision = self._plan_seq, self.document.revision
-        try:
-            snapshot = self.document.snapshot(self.folder / "plans")
-        except RetakeError as exc:
-            self.planned.emit(Planned(request, revision, problems=[redact(str(exc))]))
-            return
+        seq = self._plan_seq
 
-        def work() -> None:
+        def work() -> None:  # the snapshot is written here too: on a big timeline it takes a noticeable moment
+            doc = self.document
+            with doc.lock:
+                revision = doc.revision
+                try:
+                    snapshot = doc.snapshot(self.folder / "plans")
+                except RetakeError as exc:
+                    self.planned.emit(Planned(request, revision, problems=[redact(str(exc))]))
+                    return
             result = self._plan_now(request, snapshot, revision)
             snapshot.unlink(missing_ok=True)
             if seq == self._plan_seq:  # a newer request supersedes this one
