@@ -13,6 +13,7 @@ from ..compose import offline_wiring, warm_up
 from ..errors import RetakeError, redact
 from ..plan import media_path_of
 from ..progress import Step
+from ..selection import timeline_rate
 from ..settings import Settings, load_settings
 from ..versions import ORIGINAL, list_versions
 from .jobs_view import JobsView
@@ -296,11 +297,12 @@ class RetakeWindow(QMainWindow):
         self._planned = planned
         self.form.show_plan(planned)
         overlays = []
+        rate = float(timeline_rate(self.session.document.timeline))
         for jobs in planned.jobs:
             for job in jobs:
                 p = job.plan
-                a = round(p.record_range.start_time.to_frames())
-                b = round(p.record_range.end_time_exclusive().to_frames())
+                a = round(p.record_range.start_time.rescaled_to(rate).value)
+                b = round(p.record_range.end_time_exclusive().rescaled_to(rate).value)
                 before = round(p.window_offset / p.scalar) if p.scalar else p.window_offset
                 after = round((p.cut.total_frames - p.window_offset - p.window_frames) / p.scalar) if p.scalar else 0
                 overlays.append(Overlay(p.track_index, (a, b), (a - before, b + after), ""))
