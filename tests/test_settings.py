@@ -40,31 +40,11 @@ def test_a_broken_settings_file_is_named(tmp_path, content, message):
 # -- the OS keyring: after the environment, before the settings file ---------------------------------------------------
 
 keyring = pytest.importorskip("keyring")
-from keyring.backend import KeyringBackend  # noqa: E402
 from keyring.backends import fail, null  # noqa: E402
 
 from ltx_retake.settings import KEYRING_SERVICE, keyring_keys, save_key  # noqa: E402
 
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring in a dict: what the OS keyring would hold, without touching the machine's own."""
-
-    priority = 1
-
-    def __init__(self, entries: dict[tuple[str, str], str] | None = None):
-        super().__init__()
-        self.entries = dict(entries or {})
-        self.asked: list[tuple[str, str]] = []
-
-    def get_password(self, service, username):
-        self.asked.append((service, username))
-        return self.entries.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.entries.pop((service, username), None)
+from keyring_fixtures import MemoryKeyring, use_keyring  # noqa: E402,F401 - a fixture
 
 
 class BrokenKeyring(MemoryKeyring):
@@ -89,19 +69,6 @@ class StuckKeyring(MemoryKeyring):
     def get_password(self, service, username):
         self.release.wait(30)
         return "stuck-key-0123456789"
-
-
-@pytest.fixture
-def use_keyring():
-    """Install a backend through keyring's own seam, and put the previous one back afterwards."""
-    previous = keyring.get_keyring()
-
-    def install(backend):
-        keyring.set_keyring(backend)
-        return backend
-
-    yield install
-    keyring.set_keyring(previous)
 
 
 def _file_with_keys(tmp_path):

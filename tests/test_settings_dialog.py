@@ -11,7 +11,6 @@ from ltx_retake.errors import InputError
 from ltx_retake.settings import KEYRING_SERVICE, Settings, load_settings, save_settings
 
 keyring = pytest.importorskip("keyring")
-from keyring.backend import KeyringBackend
 from keyring.backends import null
 
 
@@ -84,36 +83,7 @@ pytest.importorskip("PySide6")
 from ltx_retake.ui.settings_dialog import SettingsDialog
 from PySide6.QtCore import Qt
 
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring in a dict, installed through keyring's own seam."""
-
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.entries.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.entries.pop((service, username), None)
-
-
-@pytest.fixture
-def use_keyring():
-    previous = keyring.get_keyring()
-
-    def install(backend):
-        keyring.set_keyring(backend)
-        return backend
-
-    yield install
-    keyring.set_keyring(previous)
+from keyring_fixtures import MemoryKeyring, use_keyring  # noqa: E402,F401 - a fixture
 
 
 @pytest.fixture
