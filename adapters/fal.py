@@ -30,6 +30,7 @@ from .http_policy import (
     call,
     check_http_url,
     error_for_response,
+    file_chunks,
     streamed_file,
 )
 from .queue_client import Backoff, QueueClient, QueueProtocol, StatusTracker
@@ -320,25 +321,23 @@ class FalStorage:
         check_http_url(access_url, what="fal storage's multipart address", https_unless_loopback=True)
         parts: list[dict] = []
         part_headers = {"Authorization": headers["Authorization"], "Content-Type": headers["Content-Type"]}
-        with open(path, "rb") as fh:
-            number = 0
-            done = 0
-            while True:
-                chunk = fh.read(self.part_size)          # one part in memory at a time
-                if not chunk:
-                    break
-                number += 1
-                answer = call(self._http, "PUT", f"{access_url}/multipart/{upload_id}/{number}", content=chunk,
-                              headers=part_headers, policy=self._retry, profile=FAL,
-                              what=f"upload part {number} of {path.name}")
-                etag = answer.headers.get("etag")
-                if not etag:
-                    raise ServiceError(f"fal storage did not return an ETag for part {number} of {path.name}; "
-                                       f"upload the file again.")
-                parts.append({"partNumber": number, "etag": etag})
-                done += len(chunk)
-                if on_progress and size:
-                    on_progress(min(done / size, 0.999))
+        for number, start in enumerate(range(0, size, self.part_size), start=1):
+            length = min(self.part_size, size - start)
+            # Each part is streamed from the file (read anew on a retry), never held whole: an httpx response
+            # sits in a reference cycle with its request, so a part given as bytes would outlive its PUT until
+            # the garbage collector ran, and a big file's parts piled up (120 MiB: a peak 117 MiB above baseline).
+            answer = call(self._http, "PUT", f"{access_url}/multipart/{upload_id}/{number}",
+                          content=lambda start=start, length=length: file_chunks(path, start=start, length=length),
+                          headers={**part_headers, "Content-Length": str(length)}, policy=self._retry,
+                          profile=FAL, what=f"upload part {number} of {path.name}")
+            etag = answer.headers.get("etag")
+            answer.close()
+            if not etag:
+                raise ServiceError(f"fal storage did not return an ETag for part {number} of {path.name}; "
+                                   f"upload the file again.")
+            parts.append({"partNumber": number, "etag": etag})
+            if on_progress and size:
+                on_progress(min((start + length) / size, 0.999))
         call(self._http, "POST", f"{access_url}/multipart/{upload_id}/complete", json={"parts": parts},
              headers=part_headers, policy=self._retry, profile=FAL, what=f"finish the upload of {path.name}")
         return access_url

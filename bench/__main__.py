@@ -9,6 +9,8 @@ BENCHES = {
     "soak": "hundreds of retakes with a share of every call faulted, and one resume pass",
     "timeline_view": "the panel's timeline on 10,000 clips: show, zoom steps, fit",
     "panel_jobs": "the panel with N jobs in flight against the local service: the event loop's longest stall",
+    "follow": "one 60 s job followed by our fal client and by fal-client: requests made, delay until known",
+    "upload": "a 300 MiB file into fal storage by our uploader and by fal-client: MiB/s, peak memory",
 }
 
 

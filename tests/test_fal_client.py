@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from fractions import Fraction
 from itertools import groupby
@@ -324,6 +325,49 @@ def test_a_failed_part_is_sent_again(http, tmp_path):
                              sleep=RecordingSleep())
         url = storage.upload(tmp_path / "big.mp4", "video/mp4")
         assert http.get(url).content == data
+
+
+def test_a_part_cut_off_mid_body_is_streamed_again_from_its_start(http, tmp_path):
+    data = os.urandom(200_000)
+    (tmp_path / "big.mp4").write_bytes(data)
+    # the first rule lets the multipart start through unharmed; the second cuts part 1 off after 30,000 bytes
+    faults = [Fault("upload", "slow", delay=0.0), Fault("upload", "drop", after_bytes=30_000)]
+    with running_service(faults=faults) as service:
+        storage = FalStorage(http, None, service.base_url, multipart_threshold=0, part_size=80_000,
+                             sleep=RecordingSleep())
+        url = storage.upload(tmp_path / "big.mp4", "video/mp4")
+        puts = [r["path"].rsplit("/", 1)[-1] for r in service.requests_to("upload") if r["method"] == "PUT"]
+        assert http.get(url).content == data
+    assert puts == ["1", "1", "2", "3"]
+
+
+def test_multipart_parts_are_streamed_with_their_length_not_chunked(tmp_path):
+    data = os.urandom(250_000)
+    (tmp_path / "big.mov").write_bytes(data)
+    seen: list[tuple[str, str | None, str | None, bytes]] = []
+
+    def storage_api(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        seen.append((request.url.path, request.headers.get("content-length"),
+                     request.headers.get("transfer-encoding"), body))
+        if request.url.path == "/storage/auth/token":
+            return httpx.Response(200, json={"token": "t0k3n-for-the-wire-test", "token_type": "Bearer",
+                                             "base_url": "http://127.0.0.1:9/cdn", "expires_at": 4_000_000_000})
+        if request.url.path == "/cdn/files/upload/multipart":
+            return httpx.Response(200, json={"access_url": "http://127.0.0.1:9/cdn/files/f1/big.mov", "uploadId": "u1"})
+        if request.method == "PUT":
+            return httpx.Response(200, headers={"ETag": f'"{request.url.path.rsplit("/", 1)[-1]}"'})
+        return httpx.Response(200, json={"access_url": "http://127.0.0.1:9/cdn/files/f1/big.mov"})
+
+    with httpx.Client(transport=httpx.MockTransport(storage_api)) as client:
+        FalStorage(client, None, "http://127.0.0.1:9", multipart_threshold=100_000, part_size=100_000).upload(
+            tmp_path / "big.mov", "video/quicktime")
+    parts = [(length, chunked, body) for path, length, chunked, body in seen if "/multipart/u1/" in path
+             and not path.endswith("/complete")]
+    assert [(length, chunked) for length, chunked, _ in parts] == [("100000", None), ("100000", None), ("50000", None)]
+    assert b"".join(body for _, _, body in parts) == data
+    assert seen[-1][0].endswith("/complete")
+    assert json.loads(seen[-1][3]) == {"parts": [{"partNumber": n, "etag": f'"{n}"'} for n in (1, 2, 3)]}
 
 
 def test_the_storage_token_is_cached_until_it_expires(http, tmp_path):
