@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import threading
 from fractions import Fraction
 from functools import lru_cache
@@ -66,21 +68,77 @@ def _video_stream(container, path: Path):
     raise MediaError(f"{path} has no video stream: a retake needs a video clip, not audio or data alone.")
 
 
-def _frame_times(container, stream) -> tuple[list[int], bool]:
-    """Timestamps of every frame of `stream` (decode order), and whether they came from the index alone."""
+def _frame_times(container, stream, path: Path | None = None) -> tuple[list[int], int, bool]:
+    """Timestamps of every coded frame of `stream`, how many of them are frames of the clip, and whether they
+    came from the index alone.
+
+    An MP4/MOV's index is read from its headers, so this costs nothing per byte of media; other containers
+    (MKV, MXF, AVI, TS) are demuxed packet by packet, which reads the whole file. Frames an edit list cuts
+    away (a losslessly trimmed file starts mid-GOP) are marked `discard`: the decoder drops them, so they are
+    not counted, but their timestamps stay in the list, which keeps its even spacing for the rate check.
+    """
     fmt = container.format.name
     if any(name in fmt.split(",") for name in _INDEXED_FORMATS):
-        entries = [e for e in stream.index_entries if not e.is_discard]
-        # The sample table is exact unless the file is fragmented (its index grows while reading): then
-        # the header's frame count disagrees, and counting packets is the only honest answer.
-        if entries and len(entries) == stream.frames:
-            return [e.timestamp for e in entries], True
-    stamps = []
+        entries = stream.index_entries
+        kept = sum(1 for e in entries if not e.is_discard)
+        if kept and _index_is_whole(container, stream, len(entries), path):
+            return [e.timestamp for e in entries], kept, True
+    stamps, kept = [], 0
     for packet in container.demux(stream):
         if packet.size:
             stamps.append(packet.pts if packet.pts is not None else (packet.dts or 0))
+            kept += not packet.is_discard
     container.seek(0)
-    return stamps, False
+    return stamps, kept, False
+
+
+def _index_is_whole(container, stream, indexed: int, path: Path | None) -> bool:
+    """Does the MP4/MOV index list every sample of the file?
+
+    A plain file's sample table does, and agrees with the header's frame count. A fragmented file (moof
+    boxes, as screen recorders and some cameras write) has its index built from the fragments' headers,
+    which ffmpeg reads when it opens a seekable file; it is whole when samples are indexed beyond the last
+    fragment's header and no box runs past the end of the file. Walking the top-level boxes reads a few
+    bytes per box, never the media.
+    """
+    last_fragment = _last_fragment_offset(path) if path is not None else None
+    if last_fragment is None:
+        return indexed == stream.frames
+    if last_fragment < 0:
+        return False
+    reach = max((e.pos for s in container.streams for e in s.index_entries if e.pos >= 0), default=-1)
+    return reach > last_fragment
+
+
+_MAX_TOP_BOXES = 2_000_000
+
+
+def _last_fragment_offset(path: Path) -> int | None:
+    """The byte offset of the last `moof` box of an MP4/MOV; None when it has none; -1 when it is fragmented
+    and its boxes do not add up to the file (cut short, or still being written: its index is not whole)."""
+    last = None
+    try:
+        with open(path, "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            offset = 0
+            for _ in range(_MAX_TOP_BOXES):
+                if offset + 8 > end:
+                    return last if last is None or offset == end else -1
+                f.seek(offset)
+                head = f.read(16)
+                size, kind = struct.unpack(">I4s", head[:8])
+                if size == 1 and len(head) == 16:
+                    size = struct.unpack(">Q", head[8:16])[0]
+                elif size == 0:
+                    size = end - offset
+                if size < 8:
+                    return None if last is None else -1
+                if kind == b"moof":
+                    last = offset
+                offset += size
+    except (OSError, struct.error):
+        return None
+    return None if last is None else -1
 
 
 def _is_variable(stamps: list[int]) -> bool:
@@ -150,8 +208,8 @@ def _probe(p: Path) -> MediaInfo:
         if not measured:
             raise MediaError(f"{p} does not say its frame rate; re-export it with a constant frame rate.")
         rate = exact_rate(Fraction(measured))
-        stamps, _ = _frame_times(container, vs)
-        count = len(stamps) or (vs.frames or 0)
+        stamps, count, _ = _frame_times(container, vs, p)
+        count = count or (vs.frames or 0)
         variable = _is_variable(stamps)
         first = _first_frame(container, vs, p)
         rotation = (-int(round(first.rotation or 0))) % 360

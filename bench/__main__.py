@@ -11,6 +11,10 @@ BENCHES = {
     "panel_jobs": "the panel with N jobs in flight against the local service: the event loop's longest stall",
     "follow": "one 60 s job followed by our fal client and by fal-client: requests made, delay until known",
     "upload": "a 300 MiB file into fal storage by our uploader and by fal-client: MiB/s, peak memory",
+    "cut": "the input cut of a 10 s window from a 10-minute 1080p source, ours against one bare ffmpeg command",
+    "steps": "one clip's retake through the runner and a zero-delay local service: wall time per step",
+    "many": "50 jobs in one run (max_parallel=50) vs 1 against the local service: wall, peak RSS, threads, ffmpegs",
+    "big_timeline": "read, plan 100, splice 100, write at 1,000-10,000 clips: time per step and how it grows",
 }
 
 

@@ -104,6 +104,33 @@ def test_probe_flags_a_variable_frame_rate():
     assert not TOOL.probe(corpus_video("iphone4s_rotated90.mov")).variable_frame_rate   # one-tick jitter is not VFR
 
 
+@pytest.mark.parametrize("how", ["fragmented", "trimmed", "cut short"])
+def test_probe_of_fragmented_and_trimmed_mp4_counts_the_frames_that_decode(how, clip_factory, tmp_path):
+    """A fragmented MP4 (screen recorders) and a lossless trim (an edit list starting mid-GOP, its frames before
+    the in point marked discard) are counted from the index, not by demuxing the file; a fragmented file cut short
+    is not trusted to its index."""
+    from ltx_retake.adapters.media_probe import _frame_times
+
+    src = clip_factory("bframes_96.mp4", frames=96)                      # veryfast: B-frames, one GOP
+    out = tmp_path / f"{how.replace(' ', '_')}.mp4"
+    seek = ["-ss", "1.3"] if how == "trimmed" else []
+    frag = ["-movflags", "frag_keyframe+empty_moov", "-frag_duration", "500000"] if how != "trimmed" else []
+    run_ffmpeg([*seek, "-i", str(src), "-map", "0", "-c", "copy", *frag, str(out)])
+    if how == "cut short":                  # its last fragment's header lists frames the file no longer holds
+        out.write_bytes(out.read_bytes()[: out.stat().st_size * 6 // 10])
+        with av.open(str(out)) as container:
+            _, count, from_index = _frame_times(container, container.streams.video[0], out)
+        assert not from_index and count < 96
+        return
+    info = TOOL.probe(out)
+    with av.open(str(out)) as container:
+        _, count, from_index = _frame_times(container, container.streams.video[0], out)
+    assert from_index and count == info.frame_count == decode_count(out)
+    assert not info.variable_frame_rate and info.frame_rate == 24
+    if how == "trimmed":                    # the first frame that decodes is the in point, and the count ends there
+        assert 0 < info.frame_count < 96 and indices(out) == list(range(96 - info.frame_count, 96))
+
+
 def test_probe_refuses_what_is_not_a_video(tmp_path, clip_factory):
     with pytest.raises(MediaError, match="no media file"):
         TOOL.probe(tmp_path / "missing.mov")
