@@ -7,6 +7,7 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import ffmpeg
 
 from ..errors import MediaError
@@ -17,14 +18,24 @@ from .media_cut import (atomic_target, audio_window, even_size, rate_text, sourc
 from ..timing import format_timecode
 from .media_probe import decode_count, probe_media, timecode_frame, verify_clip
 
-__all__ = ["conform_clip", "output_geometry"]
+__all__ = ["conform_clip", "output_geometry", "DNXHR_MIN_SIZE"]
 
+# codec -> (ffmpeg output options, the picture's pixel format, the file suffixes it may be written as).
+# The intermediate codecs carry PCM sound, 16-bit unless the version keeps a source's deeper sound (see _pcm_for).
+# DNxHR HQ is 8-bit 4:2:2 at a rate its profile sets (about 3.5 bits a pixel, 176 Mb/s at 1080p24), any size from
+# 256x120 up: what Resolve's free edition and Resolve on Linux decode (they cannot decode H.264/AAC there). ProRes
+# 422 HQ (profile 3) keeps 10 bits, for sources that have them.
 _CODECS = {
     "h264": ({"c:v": "libx264", "preset": "fast", "crf": 14, "pix_fmt": "yuv420p", "c:a": "aac", "b:a": "256k"},
              "yuv420p", (".mp4", ".mov")),
-    "prores": ({"c:v": "prores_ks", "profile:v": 3, "vendor": "apl0", "pix_fmt": "yuv422p10le", "c:a": "pcm_s16le"},
+    "prores": ({"c:v": "prores_ks", "profile:v": 3, "vendor": "apl0", "pix_fmt": "yuv422p10le"},
                "yuv422p10le", (".mov",)),
+    "dnxhr": ({"c:v": "dnxhd", "profile:v": "dnxhr_hq", "pix_fmt": "yuv422p"},
+              "yuv422p", (".mov",)),
 }
+_PCM_CODECS = ("prores", "dnxhr")
+DNXHR_MIN_SIZE = (256, 120)     # ffmpeg's DNxHR encoder refuses smaller pictures
+_LOSSLESS_AUDIO = {"flac", "alac", "wavpack", "tta", "truehd", "mlp"}
 
 
 def output_geometry(source: MediaInfo) -> tuple[int, int, Fraction]:
@@ -34,6 +45,33 @@ def output_geometry(source: MediaInfo) -> tuple[int, int, Fraction]:
         return w, h, Fraction(1)
     w, h = even_size(source.width, source.height, limit=None)
     return w, h, Fraction(source.sample_aspect or 1)
+
+
+def _pcm_for(source: MediaInfo, mode: RetakeMode) -> str:
+    """The PCM format of an intermediate version's sound: 24-bit when it is the source's own sound and that is
+    deeper than 16 bits (PCM or lossless at 24/32 bits or float), else 16-bit (the service's sound is AAC)."""
+    if mode is not RetakeMode.REPLACE_VIDEO or not source.has_audio:
+        return "pcm_s16le"
+    name = (source.audio_codec or "").lower()
+    if not (name.startswith("pcm_") or name in _LOSSLESS_AUDIO):
+        return "pcm_s16le"
+    try:
+        with av.open(str(source.path)) as container:
+            fmt = container.streams.audio[0].codec_context.format
+            deep = bool(fmt and fmt.bytes > 2)
+    except (av.error.FFmpegError, OSError, IndexError):
+        deep = False
+    return "pcm_s24le" if deep else "pcm_s16le"
+
+
+def _check_size(codec: str, source: MediaInfo) -> None:
+    """MediaError, before anything is decoded, when the version's picture is too small for `codec`."""
+    width, height, _ = output_geometry(source)
+    min_w, min_h = DNXHR_MIN_SIZE
+    if codec == "dnxhr" and (width < min_w or height < min_h):
+        raise MediaError(f"DNxHR needs a picture of at least {min_w}x{min_h}, and a version of "
+                         f"{Path(source.path).name} is {width}x{height}; deliver it as prores or h264 instead "
+                         "(--deliver prores).")
 
 
 def _stampable(timecode: str, rate: Fraction) -> str:
@@ -79,7 +117,7 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
     """Write the window of `returned` as a version of the source to `dest`, verified, atomically."""
     returned, dest = Path(returned), Path(dest)
     if spec.codec not in _CODECS:
-        raise MediaError(f"Unknown version codec {spec.codec!r}; use 'h264' or 'prores'.")
+        raise MediaError(f"Unknown version codec {spec.codec!r}; use one of {', '.join(_CODECS)}.")
     options, pix_fmt, suffixes = _CODECS[spec.codec]
     if dest.suffix.lower() not in suffixes:
         raise MediaError(f"A {spec.codec} version cannot be written as {dest.name}; name it with "
@@ -88,6 +126,7 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
         raise MediaError(f"The window ({spec.window_frames} frames at offset {spec.window_offset}) is empty or "
                          "negative; plan the retake again.")
     source = spec.source
+    _check_size(spec.codec, source)
     rate = Fraction(source.frame_rate)
     mode = RetakeMode(spec.mode)
     ret = _check_returned(returned, spec)
@@ -128,6 +167,8 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
                              duration_s=Fraction(spec.window_frames) / ret_rate, trim_rate=ret.audio_rate,
                              play_s=window_s, out_rate=out_rate, channels=channels)
     opts = dict(options)
+    if spec.codec in _PCM_CODECS:
+        opts["c:a"] = _pcm_for(source, mode)
     opts.update({"r": rate_text(rate), "map_metadata": -1, "f": "mp4" if dest.suffix.lower() == ".mp4" else "mov",
                  "movflags": "+faststart"})
     if audio is not None:

@@ -92,8 +92,13 @@ class SourceClip:
     shown_record: otio.opentime.TimeRange | None = None  # the part a nest's trims let show (None: all of clip_record)
 
 
-def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path | None) -> SourceClip:
-    """Trace a selection to its media file (no I/O: the file is probed by the caller)."""
+def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path | None, *,
+                track_ranges: dict | None = None) -> SourceClip:
+    """Trace a selection to its media file (no I/O: the file is probed by the caller).
+
+    `track_ranges`, a dict the caller keeps while the timeline is not edited, holds each track's ranges of its items
+    once for many selections (on a long timeline, working them out per selection was most of planning's time).
+    """
     clip = sel.clip
     track = timeline.tracks[sel.track_index] if 0 <= sel.track_index < len(timeline.tracks) else None
     node = clip.parent()
@@ -107,7 +112,12 @@ def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path |
     path = media_path_of(clip.media_reference, base_dir)
     scalar = time_scalar(clip)
     clip_record = clip.transformed_time_range(clip.trimmed_range(), track)
-    shown = shown_span(track, clip, sel.record_range)
+    ranges = None
+    if track_ranges is not None:
+        ranges = track_ranges.get(sel.track_index)
+        if ranges is None:
+            ranges = track_ranges[sel.track_index] = track.range_of_all_children()
+    shown = shown_span(track, clip, sel.record_range, ranges)
     if shown is None:
         raise SelectionError(f"{sel.label}: the clip does not show there (a nest trims it away, or a layer above covers it); "
                              "select what shows on the timeline.")

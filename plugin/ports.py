@@ -22,7 +22,13 @@ __all__ = [
     "FileHost",
     "TimelineStore",
     "ProgressFn",
+    "DELIVERIES",
 ]
+
+# How a version file can be delivered (RetakeOrder.delivery): auto is H.264/AAC, in .mov when the source is a .mov
+# and .mp4 otherwise; h264 is H.264/AAC in .mp4; prores (422 HQ) and dnxhr (HQ) are .mov with PCM sound, for
+# editors that cannot decode H.264/AAC (DaVinci Resolve on Linux, Resolve's free edition).
+DELIVERIES = ("auto", "h264", "prores", "dnxhr")
 
 
 class RetakeMode(str, enum.Enum):
@@ -110,7 +116,7 @@ class ConformSpec:
     window_start_frame: int
     mode: RetakeMode
     timecode: str | None = None          # start timecode to stamp (the source's time at the window's start)
-    codec: str = "h264"                  # "h264" (MP4/MOV) or "prores" (MOV with PCM)
+    codec: str = "h264"                  # "h264" (MP4/MOV), "prores" or "dnxhr" (MOV with PCM)
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,13 @@ from .limits import limits_for
 from .paths import file_sha256, safe_stem, same_file
 from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
-from .ports import (ConformSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService, ServiceStatus, SubmittedJob,
-                    TimelineStore)
+from .ports import (DELIVERIES, ConformSpec, CutSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService,
+                    ServiceStatus, SubmittedJob, TimelineStore)
 from .priority import background_priority
 from .progress import Cancel, EventLog, JobEvent, Progress, Step
-from .selection import Selection, select_clip, select_markers, select_range, track_label
-from .splice import Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name
+from .selection import Selection, select_clips, select_markers, select_range, track_label
+from .splice import (Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name,
+                     versions_on)
 
 __all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "splice_into", "default_media_dir", "job_from_record", "order_json", "order_from"]
 
@@ -71,6 +72,7 @@ class RetakeOrder:
     rate: float | None = None           # an EDL's frame rate, when its timecodes do not tell
     timeline_name: str | None = None    # which timeline, when the file holds several
     media_root: Path | None = None      # where relative media paths start (default: the timeline file's folder)
+    delivery: str = "auto"              # the version file's codec: auto, h264, prores or dnxhr (see ports.DELIVERIES)
 
 
 @dataclass
@@ -125,7 +127,7 @@ def _selections(timeline: otio.schema.Timeline, order: RetakeOrder) -> list[Sele
         raise InputError("Say what to retake with exactly one of --clip NAME, --range IN OUT or --markers.")
     if order.clip is not None:
         names = (order.clip,) if isinstance(order.clip, str) else tuple(order.clip)
-        return [select_clip(timeline, name, order.track) for name in names]
+        return select_clips(timeline, names, order.track)
     if order.range is not None:
         return select_range(timeline, order.range[0], order.range[1], order.track, per_clip=order.per_clip)
     return select_markers(timeline, order.track)
@@ -141,6 +143,10 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
     timeline = wiring.store.read(order.timeline)
     if order.placement not in ("splice", "above"):
         raise InputError(f"Unknown placement {order.placement!r}; use splice or above.")
+    if order.delivery not in DELIVERIES:
+        raise InputError(f"Unknown delivery {order.delivery!r}: deliver versions as auto (H.264/AAC, .mov for a .mov "
+                         "source, else .mp4), h264 (H.264/AAC .mp4), prores or dnxhr (.mov with PCM sound, for editors "
+                         "that cannot decode H.264/AAC, such as DaVinci Resolve on Linux or its free edition).")
     same = same_file(order.output, order.timeline)
     if same and not order.in_place:
         raise InputError(f"The output {order.output.name} is the input timeline; give another -o path (the original is never overwritten), or pass --in-place.")
@@ -157,8 +163,9 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
     limits = limits_for(order.provider, order.model)
     probed: dict[Path, MediaInfo] = {}
     plans: list[Plan] = []
+    track_ranges: dict = {}  # each track's item ranges, worked out once: planning does not edit the timeline
     for sel in selections:
-        src = source_clip(timeline, sel, base_dir)
+        src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges)
         if src.media_path not in probed:
             if not src.media_path.exists():
                 raise SelectionError(f"{sel.label}: its media {src.media_path} is not on this machine; relink the clip or mount the drive.")
@@ -169,14 +176,16 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
         plans.extend(plan_retake(timeline, src, probed[src.media_path], limits, prompt=prompt or "", mode=order.mode,
                                  provider=order.provider, model=order.model, split=order.split))
     _refuse_overlaps(plans)
+    _refuse_undeliverable(plans, order.delivery)
     taken = {p.stem for p in media_dir.glob("*")} if media_dir.exists() else set()
     taken |= {Path(p).stem for p in reserved if Path(p).parent == media_dir.absolute()}
     numbers: dict[str, int] = {}
+    on_timeline = versions_on(timeline) if plans else {}  # one pass over the clips, not one per job
     jobs = []
     for i, plan in enumerate(plans, 1):
-        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, taken)
+        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, taken, on_timeline=on_timeline)
         numbers[plan.clip_name] = n + 1
-        suffix = ".mov" if Path(plan.media.path).suffix.lower() == ".mov" else ".mp4"
+        suffix = _delivery(order.delivery, plan.media.path)[1]
         version = Version(n, plan.clip_name, Path(media_dir / f"{safe_stem(version_name(plan.clip_name, n))}{suffix}").absolute(), {})
         job = Job(id=f"job{i}", plan=plan, version=version)
         jobs.append(job)
@@ -209,6 +218,29 @@ def _existing_retake_folder(timeline: otio.schema.Timeline) -> Path | None:
     return existing[0] if existing else None
 
 
+def _delivery(delivery: str, source: str | Path) -> tuple[str, str]:
+    """The version's codec and file suffix for a delivery choice (auto: H.264, in .mov when the source is a .mov)."""
+    if delivery == "auto":
+        return "h264", ".mov" if Path(source).suffix.lower() == ".mov" else ".mp4"
+    return delivery, ".mp4" if delivery == "h264" else ".mov"
+
+
+_VIDEO_CODEC = {"h264": "h264", "prores": "prores", "dnxhr": "dnxhd"}  # a delivery's codec as a probe names it
+
+
+def _refuse_undeliverable(plans: list[Plan], delivery: str) -> None:
+    """DNxHR takes pictures from 256x120 up (the version has the source's size, upright, in even numbers)."""
+    if delivery != "dnxhr":
+        return
+    for plan in plans:
+        m = plan.media
+        w, h = (m.display_width, m.display_height) if m.rotation % 360 else (m.width, m.height)
+        w, h = max(2, int(w / 2 + 0.5) * 2), max(2, int(h / 2 + 0.5) * 2)
+        if w < 256 or h < 120:
+            raise InputError(f"{plan.label}: DNxHR needs a picture of at least 256x120, and {Path(m.path).name} is "
+                             f"{w}x{h}; deliver it as prores or h264 instead (--deliver prores).")
+
+
 def _refuse_overlaps(plans: list[Plan]) -> None:
     for a_i, a in enumerate(plans):
         for b in plans[a_i + 1:]:
@@ -228,9 +260,10 @@ class _Runner:
 
     def __init__(self, wiring: Wiring, log: Progress, cancel: threading.Event, work: Path, *,
                  journal: Journal | None = None, timeline: Path | None = None, fresh: bool = False,
-                 resubmit: bool = False, resumed: bool = False):
+                 resubmit: bool = False, resumed: bool = False, delivery: str = "auto"):
         self.w, self.log, self.cancel, self.work = wiring, log, cancel, work
         self.journal, self.timeline, self.fresh, self.resubmit, self.resumed = journal, timeline, fresh, resubmit, resumed
+        self.delivery = delivery
 
     def _save(self, job: Job, point: str | None = None) -> None:
         if self.journal is not None and job.run_id:
@@ -324,17 +357,30 @@ class _Runner:
             return False
         source = Path(earlier.version["path"])
         job.version.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = job.version.path.with_name(f".{job.version.path.stem}.{uuid.uuid4().hex[:8]}.partial{job.version.path.suffix}")
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, job.version.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        codec = _delivery(self.delivery, job.plan.media.path)[0]
+        if source.suffix.lower() == job.version.path.suffix.lower() and \
+                self.w.media.probe(source).video_codec == _VIDEO_CODEC[codec]:
+            tmp = job.version.path.with_name(f".{job.version.path.stem}.{uuid.uuid4().hex[:8]}.partial{job.version.path.suffix}")
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, job.version.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            job.version_sha = earlier.version_sha
+        else:  # delivered in another codec then: that version is the window's return, conformed again, not paid again
+            p = job.plan
+            self._enter(job, Step.CONFORMING, f"delivering the earlier result ({earlier.request_id}) as {codec}")
+            spec = ConformSpec(p.media, CutSpec(str(p.media.path), p.window_start_frame, p.window_frames, p.media.frame_rate),
+                               0, p.window_frames, p.window_start_frame, p.mode,
+                               timecode=timecode_at(p.media, p.window_start_frame), codec=codec)
+            with _MEDIA_WORK:
+                job.version_info = self.w.media.conform(source, spec, job.version.path)
+            job.version_sha = file_sha256(job.version.path)
         provenance = dict(earlier.version.get("provenance") or {})
-        provenance.update(reused_from=earlier.request_id, file=job.version.path.name,
+        provenance.update(reused_from=earlier.request_id, file=job.version.path.name, sha256=job.version_sha,
                           created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         job.version = Version(job.version.number, job.version.clip_name, job.version.path, provenance)
-        job.version_sha, job.reused_from = earlier.version_sha, earlier.request_id
+        job.reused_from = earlier.request_id
         self._enter(job, Step.READY, f"identical to an earlier request ({earlier.request_id}): its result is reused at no "
                                      "cost (pass --fresh to pay for a new generation)")
         return True
@@ -369,7 +415,8 @@ class _Runner:
         plan = job.plan
         self._enter(job, Step.CONFORMING, f"conforming to {plan.media.width}x{plan.media.height} at {float(plan.media.frame_rate):.3f} fps")
         spec = ConformSpec(plan.media, plan.cut, plan.window_offset, plan.window_frames, plan.window_start_frame, plan.mode,
-                           timecode=timecode_at(plan.media, plan.window_start_frame))
+                           timecode=timecode_at(plan.media, plan.window_start_frame),
+                           codec=_delivery(self.delivery, plan.media.path)[0])
         job.version.path.parent.mkdir(parents=True, exist_ok=True)
         with _MEDIA_WORK:
             job.version_info = self.w.media.conform(job.returned_path, spec, job.version.path)
@@ -447,14 +494,25 @@ def _request_key(job: Job) -> str:
 
 
 def _splice_one(timeline: otio.schema.Timeline, job: Job, placement: str, log: Progress) -> None:
+    """Splice one job into `timeline` (mutated), all or nothing: a refused linked sound takes the picture's splice back.
+
+    Each splice takes itself back when refused, so only the job's earlier splices are undone here: no copy of the
+    whole timeline per job (with many jobs on a long timeline, those copies were most of the time spent).
+    """
     if placement == "above":
-        place_above(timeline, job.plan, job.version)
+        place_above(timeline, job.plan, job.version)  # one change, all or nothing by itself
         return
     linked = linked_sound(timeline, job.plan) if job.plan.mode != RetakeMode.REPLACE_VIDEO else []
-    splice_version(timeline, job.plan, job.version)
-    for sound in linked:
-        splice_version(timeline, sound, job.version)
-        log(JobEvent(job.id, Step.SPLICING, f"the linked sound on {track_label(timeline, sound.track_index)} takes the retake too"))
+    undo: list[Callable[[], None]] = []
+    try:
+        splice_version(timeline, job.plan, job.version, undo=undo)
+        for sound in linked:
+            splice_version(timeline, sound, job.version, undo=undo)
+            log(JobEvent(job.id, Step.SPLICING, f"the linked sound on {track_label(timeline, sound.track_index)} takes the retake too"))
+    except BaseException:
+        for take_back in reversed(undo):
+            take_back()
+        raise
 
 
 def _splice_and_save(timeline: otio.schema.Timeline, jobs: list[Job], order: RetakeOrder, wiring: Wiring,
@@ -468,13 +526,11 @@ def _splice_and_save(timeline: otio.schema.Timeline, jobs: list[Job], order: Ret
         job.step = Step.SPLICING
         runner._save(job)
         log(JobEvent(job.id, Step.SPLICING, f"{order.placement} {job.version.name}"))
-        candidate = timeline.deepcopy()  # each splice is all or nothing
         try:
-            _splice_one(candidate, job, order.placement, log)
+            _splice_one(timeline, job, order.placement, log)  # each splice is all or nothing
         except RetakeError as exc:
             runner._fail(job, exc, note=f"the version is kept at {job.version.path}")
             continue
-        timeline = candidate
         spliced.append(job)
     if not spliced:
         return None
@@ -508,13 +564,10 @@ def splice_into(timeline: otio.schema.Timeline, jobs: list[Job], placement: str 
     log = progress or EventLog()
     problems = []
     for job in sorted(jobs, key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds())):
-        candidate = timeline.deepcopy()
         try:
-            _splice_one(candidate, job, placement, log)
+            _splice_one(timeline, job, placement, log)  # all or nothing: a refusal leaves the timeline as it was
         except RetakeError as exc:
             problems.append(f"{job.version.name} could not be spliced here ({redact(str(exc))}); the file is kept at {job.version.path}.")
-            continue
-        timeline.tracks = candidate.tracks  # the caller keeps its own timeline object
     return problems
 
 
@@ -551,7 +604,8 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
                                        timeline_sha=file_sha256(order.timeline), output=order.output.absolute(),
                                        media_dir=media_dir, work_dir=work, jobs=jobs)
             log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
-    runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh)
+    runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh,
+                     delivery=order.delivery)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, jobs))
     output = _splice_and_save(timeline, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
@@ -582,7 +636,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
     for job in todo:
         log(JobEvent(job.id, job.step, f"resuming at {job.step.value}" + (f" (request {job.request_id})" if job.request_id else "")))
     runner = _Runner(wiring, log, cancel, record.work_dir, journal=journal, timeline=record.timeline,
-                     fresh=order.fresh, resubmit=resubmit, resumed=True)
+                     fresh=order.fresh, resubmit=resubmit, resumed=True, delivery=order.delivery)
     generating = [j for j in todo if j.step not in (Step.READY, Step.SPLICING, Step.SAVING)]
     if generating and (wiring.service is None or wiring.host is None):
         raise InputError("No retake service is wired in to finish the run's requests.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -15,6 +17,7 @@ __all__ = [
     "timeline_rate",
     "find_track",
     "select_clip",
+    "select_clips",
     "select_range",
     "select_markers",
     "clip_at",
@@ -122,6 +125,9 @@ def find_track(timeline: otio.schema.Timeline, track: str | int | None, kind: st
             raise SelectionError(f"The timeline has no {kind.lower()} track.")
         return of_kind[0]
     text = str(track).strip()
+    labelled = re.match(r"^([VA]\d+) \('.*'\)$", text) or re.match(r'^([VA]\d+) \(".*"\)$', text)
+    if labelled:  # what track_label writes for a named track: "V2 ('Video 2')"
+        text = labelled.group(1)
     named = [i for i, t in enumerate(tracks) if t.name == text]
     if len(named) == 1:
         return named[0]
@@ -182,18 +188,33 @@ def visible_range(clip: otio.schema.Clip, track: otio.schema.Track) -> otio.open
 
 def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | None = None) -> Selection:
     """The whole of one clip: by name, or by `#N` (the N-th clip on the track, counting from 1)."""
+    return select_clips(timeline, (clip,), track)[0]
+
+
+def select_clips(timeline: otio.schema.Timeline, clips: tuple[str, ...] | list[str], track: str | int | None = None) -> list[Selection]:
+    """`select_clip` of every name (or #N) in turn, with the track looked at once for all of them: on a long
+    timeline, a scan of every clip per name made many names cost names x clips."""
+    if not clips:
+        return []
     ti = find_track(timeline, track)
     require_lengths(timeline, ti)
     track_obj = timeline.tracks[ti]
-    clips = clips_on_track(track_obj)
-    text = clip.strip()
+    on_track = clips_on_track(track_obj)
+    named: dict[str, list] = {}
+    for c, r in on_track:
+        named.setdefault(c.name, []).append((c, r))
+    ranges = track_obj.range_of_all_children()
+    return [_select_one(timeline, ti, track_obj, on_track, named, ranges, text.strip()) for text in clips]
+
+
+def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: dict, text: str) -> Selection:
     if text.startswith("#") and text[1:].isdigit():
         n = int(text[1:])
         if not 1 <= n <= len(clips):
             raise SelectionError(f"Track {track_label(timeline, ti)} has {len(clips)} clips; #{n} does not exist.")
         found = [clips[n - 1]]
     else:
-        found = [(c, r) for c, r in clips if c.name == text]
+        found = named.get(text, [])
         if not found:
             others = [c.name for c, _ in clips][:12]
             hint = f" Clips there: {', '.join(repr(n) for n in others)}{' ...' if len(clips) > 12 else ''}." if others else ""
@@ -213,7 +234,7 @@ def select_clip(timeline: otio.schema.Timeline, clip: str, track: str | int | No
     clear = _clear_of_transitions(track_obj, r)
     if clear is None:
         raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
-    if any(item is not c for item, _ in _visible(track_obj, clear)):
+    if any(item is not c for item, _ in _visible(track_obj, clear, ranges)):
         why = "it is disabled" if not c.enabled else "a clip on a layer above covers it"
         raise SelectionError(
             f"{label} does not show over {_span(timeline, clear)}: {why}. Retake the clip that shows there "
@@ -318,16 +339,20 @@ def _refuse_transitions(timeline, track: otio.schema.Track, rng: otio.opentime.T
             )
 
 
-def _visible(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> list[tuple[otio.schema.Clip | None, otio.opentime.TimeRange]]:
-    """The clips that show over `rng` in time order (None for gaps). In a nested stack the top layer shows."""
+def _visible(track: otio.schema.Track, rng: otio.opentime.TimeRange,
+             ranges: dict | None = None) -> list[tuple[otio.schema.Clip | None, otio.opentime.TimeRange]]:
+    """The clips that show over `rng` in time order (None for gaps). In a nested stack the top layer shows.
+    `ranges` is the track's `range_of_all_children()`, when the caller has it already."""
     pieces: list[tuple[otio.schema.Clip | None, otio.opentime.TimeRange]] = []
-    ranges = track.range_of_all_children()
-    for item in track:
-        if isinstance(item, otio.schema.Transition):
-            continue
-        r = ranges[item]
-        if r.duration.value <= 0 or not r.intersects(rng):
-            continue
+    ranges = track.range_of_all_children() if ranges is None else ranges
+    over = [(item, r) for item, r in ranges.items()  # only the items over `rng`, not a Python step per item of the track
+            if r.intersects(rng) and r.duration.value > 0 and not isinstance(item, otio.schema.Transition)]
+    if isinstance(track, otio.schema.Track):  # its items lie end to end: by start time is track order
+        over.sort(key=lambda ir: ir[1].start_time)
+    else:
+        order = {id(item): i for i, item in enumerate(track)}
+        over.sort(key=lambda ir: order[id(ir[0])])
+    for item, r in over:
         part = _intersection(r, rng)
         if isinstance(item, otio.schema.Clip):
             pieces.append((item, part))
@@ -338,25 +363,27 @@ def _visible(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> list[tup
     return pieces
 
 
-def clip_showing(track: otio.schema.Track, rng: otio.opentime.TimeRange) -> otio.schema.Clip | None:
-    """The clip that shows over the middle of `rng` (in a nest, its top enabled layer); None over a gap."""
+def clip_showing(track: otio.schema.Track, rng: otio.opentime.TimeRange, ranges: dict | None = None) -> otio.schema.Clip | None:
+    """The clip that shows over the middle of `rng` (in a nest, its top enabled layer); None over a gap.
+    `ranges` is the track's `range_of_all_children()`, when the caller has it already."""
     mid = rng.start_time + _RT(rng.duration.value / 2, rng.duration.rate)
-    pieces = [(item, part) for item, part in _visible(track, rng) if item is not None]
+    pieces = [(item, part) for item, part in _visible(track, rng, ranges) if item is not None]
     for item, part in pieces:
         if part.start_time <= mid < part.end_time_exclusive():
             return item
     return max(pieces, key=lambda ip: ip[1].duration.to_seconds())[0] if pieces else None
 
 
-def shown_span(track: otio.schema.Track, clip: otio.schema.Clip, around: otio.opentime.TimeRange) -> otio.opentime.TimeRange | None:
+def shown_span(track: otio.schema.Track, clip: otio.schema.Clip, around: otio.opentime.TimeRange,
+               ranges: dict | None = None) -> otio.opentime.TimeRange | None:
     """The stretch of track time around `around` over which `clip` is what shows: within the nests' trims and
-    not under a layer above (None when it does not show there)."""
+    not under a layer above (None when it does not show there). `ranges`: the track's range_of_all_children()."""
     whole = visible_range(clip, track)
     if whole is None:
         return None
     mid = around.start_time + _RT(around.duration.value / 2, around.duration.rate)
     run: list[otio.opentime.TimeRange] = []
-    for item, part in _visible(track, whole):
+    for item, part in _visible(track, whole, ranges):
         if item is not clip:
             if run and run[-1].end_time_exclusive() > mid:
                 break

@@ -67,6 +67,7 @@ class Settings:
     journal: str | None = None           # the job journal (SQLite); default: journal.sqlite in the user's data folder
     cost_threshold_usd: float = 5.0      # a run estimated above this asks before sending (--yes skips the question)
     max_download_mb: int = 4096          # a result larger than this is refused, not written
+    delivery: str = "auto"               # the codec versions are delivered in (auto, h264, prores, dnxhr); --deliver wins
 
 
 def settings_path() -> Path:
@@ -97,6 +98,7 @@ _ENV = {
     "LTX_RETAKE_JOURNAL": "journal",
     "LTX_RETAKE_COST_THRESHOLD": "cost_threshold_usd",
     "LTX_RETAKE_MAX_DOWNLOAD_MB": "max_download_mb",
+    "LTX_RETAKE_DELIVERY": "delivery",
 }
 _NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int}
 

@@ -20,7 +20,7 @@ from .plan import Plan
 from .selection import clip_showing, clips_on_track, timeline_rate, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
-           "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
+           "versions_on", "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
 
 RETAKE_TRACK_NAME = "LTX Retakes"
 _TR = otio.opentime.TimeRange
@@ -55,19 +55,32 @@ def version_name(clip_name: str, number: int) -> str:
     return f"{shot_name(clip_name)}_retake_v{number:03d}"
 
 
-def next_version_number(timeline: otio.schema.Timeline, clip_name: str, taken_files: set[str] = frozenset()) -> int:
-    """1 + the highest version of `clip_name` on the timeline or among file stems already on disk."""
-    highest = 0
+def versions_on(timeline: otio.schema.Timeline) -> dict[str, int]:
+    """The highest version on the timeline of every retaken clip, by its original name, in one pass over the clips."""
+    highest: dict[str, int] = {}
     for clip in timeline.find_clips():
         meta = clip.metadata.get(NS)
-        if not meta or meta.get("original_name") != clip_name:
+        name = meta.get("original_name") if meta else None
+        if name is None:
             continue
+        top = highest.get(name, 0)
         for key in clip.media_references():
             m = _KEY.match(key)
             if m:
-                highest = max(highest, int(m.group(1)))
+                top = max(top, int(m.group(1)))
         if "version" in meta:
-            highest = max(highest, int(meta["version"]))
+            top = max(top, int(meta["version"]))
+        highest[name] = top
+    return highest
+
+
+def next_version_number(timeline: otio.schema.Timeline, clip_name: str, taken_files: set[str] = frozenset(), *,
+                        on_timeline: dict[str, int] | None = None) -> int:
+    """1 + the highest version of `clip_name` on the timeline or among file stems already on disk.
+
+    `on_timeline` is `versions_on(timeline)` when the caller numbers many clips (one pass instead of one per clip).
+    """
+    highest = (versions_on(timeline) if on_timeline is None else on_timeline).get(clip_name, 0)
     pattern = re.compile(re.escape(safe_stem(shot_name(clip_name))) + r"_retake_v(\d{3,})$")
     for stem in taken_files:
         m = pattern.match(stem)
@@ -110,10 +123,12 @@ def _window_in_clip(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRang
 def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
     """The clip that shows the planned record range now (earlier splices may have split the original)."""
     track = timeline.tracks[plan.track_index]
-    shown = clip_showing(track, plan.record_range)  # in a nest, lower layers hold the window too: the top one shows
-    for item, rng in clips_on_track(track):
-        if item is shown and _covers(rng, plan.record_range, timeline) and original_name(item) == plan.clip_name:
-            return item, rng
+    ranges = track.range_of_all_children()  # once: a splice looks at one window, not at every clip twice
+    shown = clip_showing(track, plan.record_range, ranges)  # in a nest, lower layers hold the window too: the top one shows
+    if shown is not None:  # its range as clips_on_track gives it: the track's own for a clip on it, else through the nests
+        rng = ranges[shown] if shown in ranges else shown.transformed_time_range(shown.trimmed_range(), track)
+        if _covers(rng, plan.record_range, timeline) and original_name(shown) == plan.clip_name:
+            return shown, rng
     raise SpliceError(
         f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
         "it was edited since the retake was planned. Retake again on the current timeline."
@@ -126,11 +141,22 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
     A retake that changes the sound must reach them too, or the editor hears the old take under the new one.
     """
     out = []
+    w = plan.record_range
+    mid = (w.start_time.to_seconds() + w.end_time_exclusive().to_seconds()) / 2
     for ti, track in enumerate(timeline.tracks):
         if track.kind != otio.schema.TrackKind.Audio or ti == plan.track_index:
             continue
-        for item, rng in clips_on_track(track):
-            if not _covers(rng, plan.record_range, timeline):
+        ranges = track.range_of_all_children()
+        if isinstance(track, otio.schema.Track) and not any(isinstance(item, otio.core.Composition) for item in ranges):
+            # no nests: clips lie end to end, so at most one holds the window's middle
+            candidates = sorted(((item, rng) for item, rng in ranges.items() if isinstance(item, otio.schema.Clip)
+                                 and rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds()),
+                                key=lambda ir: ir[1].start_time)
+        else:
+            candidates = clips_on_track(track)
+        for item, rng in candidates:
+            # the window's middle inside the clip first: one of _covers' own tests, without its rate look-up per clip
+            if not rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds() or not _covers(rng, w, timeline):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
             if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
@@ -149,10 +175,11 @@ def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> N
     piece.markers.extend(kept)
 
 
-def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
+def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version, *, undo: list | None = None) -> otio.schema.Clip:
     """Split the clip at the window's edges; the middle part gets the retake as its active media reference.
 
     All or nothing: the pieces are built aside and swapped in last; a refusal leaves the timeline as it was.
+    `undo`, when given, gets a function that takes the splice back (for a caller splicing several tracks as one).
     """
     clip, rng = _locate(timeline, plan)
     before = _lengths(timeline, plan)
@@ -202,7 +229,7 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version)
     middle.metadata[NS] = meta
     middle.name = version.name
     parent = clip.parent()
-    index = list(parent).index(clip)
+    index = _index_in(parent, clip)
     # A copy to put back on failure: OTIO may free the clip itself once it leaves its parent (a wrapper first
     # made by range_of_all_children does not keep it alive), and putting a freed clip back crashes Python.
     backup = clip.clone()
@@ -211,11 +238,39 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version)
         parent.insert(index + i, piece)
     try:
         _check_unchanged(timeline, before, plan)
-    except SpliceError:
-        del parent[index:index + len(pieces)]
-        parent.insert(index, backup)
+    except BaseException:
+        _put_back(parent, index, len(pieces), backup)
         raise
+    if undo is not None:
+        undo.append(lambda: _put_back(parent, index, len(pieces), backup))
     return middle
+
+
+def _index_in(parent: otio.core.Composition, clip: otio.schema.Clip) -> int:
+    """The clip's place in its parent: on a track, by halving on start times (items lie end to end) and checked;
+    else, or when that misses (transitions overlap their neighbours), by going through the items."""
+    if isinstance(parent, otio.schema.Track):
+        try:
+            start = parent.range_of_child(clip).start_time
+            lo, hi = 0, len(parent)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if parent.range_of_child_at_index(mid).start_time < start:
+                    lo = mid + 1
+                else:
+                    hi = mid
+        except otio.exceptions.OTIOError:
+            lo = 0
+        for i in range(max(0, lo - 2), min(len(parent), lo + 3)):  # zero-length items share a start
+            if parent[i] is clip:
+                return i
+    return list(parent).index(clip)
+
+
+def _put_back(parent: otio.core.Composition, index: int, count: int, backup: otio.schema.Clip) -> None:
+    """Replace the `count` pieces a splice put at `index` by the copy of the clip they came from."""
+    del parent[index:index + count]
+    parent.insert(index, backup)
 
 
 def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
@@ -252,7 +307,7 @@ def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) ->
     try:
         _overwrite_gap(target, new, window)
         _check_unchanged(timeline, before, plan)
-    except SpliceError:  # all or nothing: the track above goes back to what it was
+    except BaseException:  # all or nothing: the track above goes back to what it was
         if added:
             del timeline.tracks[len(timeline.tracks) - 1]
         else:

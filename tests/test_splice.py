@@ -373,3 +373,26 @@ def test_the_retake_of_a_clip_at_another_rate_plays_on_from_the_piece_before():
     assert [name for name, _, _ in pieces] == ["a", "a_retake_v001", "a"]
     assert all(a + n == b for (_, a, n), (_, b, _) in zip(pieces, pieces[1:]))
     assert sum(n for _, _, n in pieces) == 240
+
+
+def test_a_refused_linked_sound_takes_the_pictures_splice_back_too():
+    """A job's splice is all or nothing across its tracks (without a copy of the timeline per job): a sound clip
+    that already has the number refuses it, and the picture is not left retaken over the old sound."""
+    from dataclasses import replace
+
+    from ltx_retake.progress import Step
+    from ltx_retake.runner import Job, splice_into
+
+    tl = three_clips()
+    a1 = with_sound(tl, [clip("a", "/m/a.mov", 86400, 96), clip("b", "/m/a.mov", 86400 + 200, 240), clip("c", "/m/a.mov", 86400, 96)])
+    refs = dict(a1[1].media_references())
+    refs["retake_v001"] = otio.schema.ExternalReference(target_url="/r/elsewhere.wav")
+    a1[1].set_media_references(refs, otio.schema.Clip.DEFAULT_MEDIA_KEY)
+    p = replace(plan_for(tl, "01:00:06:00", "01:00:09:00"), mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    assert len(linked_sound(tl, p)) == 1
+    before = otio.adapters.write_to_string(tl)
+    (problem,) = splice_into(tl, [Job("job1", p, version(p, 1), step=Step.READY)])
+    assert "already has a version retake_v001" in problem
+    assert otio.adapters.write_to_string(tl) == before
+    assert splice_into(tl, [Job("job2", p, version(p, 2), step=Step.READY)]) == []  # the next number lands on both
+    assert [it.name for it in tl.tracks[0]] == [it.name for it in tl.tracks[1]] == ["a", "b", "b_retake_v002", "b", "c"]
