@@ -1,4 +1,4 @@
-"""The `ltx-retake` command line: retake, resume, jobs, costs, versions, use, serve, demo. Exit codes a script can rely on.
+"""The `ltx-retake` command line: retake, resume, jobs, costs, versions, use, serve, demo, panel, resolve. Exit codes a script can rely on.
 
     0    every job done (the new timeline is written)
     1    an unexpected error (a bug: please report it with the command line)
@@ -21,10 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, resolve_cli
 from .errors import InputError, RetakeError, redact, register_secret
 from .costs import estimate
-from .ports import RetakeMode
+from .ports import DELIVERIES, RetakeMode
 from .progress import JobEvent, Step
 from .settings import load_settings
 
@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="the model id (default: the provider's setting)")
     r.add_argument("--local-protocol", choices=("fal", "runcomfy"), default="fal", help="which protocol the local service is driven through")
     r.add_argument("--placement", choices=("splice", "above"), default="splice")
+    r.add_argument("--deliver", choices=DELIVERIES, help="the version file's codec (default: the delivery setting, else "
+                   "auto: H.264/AAC, .mov for a .mov source, else .mp4). DaVinci Resolve on Linux or the free edition "
+                   "cannot decode H.264/AAC: use dnxhr or prores (.mov with PCM sound)")
     r.add_argument("-o", "--output", type=Path, required=True, help="the new timeline to write (.otio keeps every version)")
     r.add_argument("--media-dir", type=Path, help="where retake media goes (default: the output_dir setting, else beside "
                    "the timeline's earlier retakes, else <timeline>_retakes/ beside the output)")
@@ -134,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pa = sub.add_parser("panel", help="open the retake panel (needs the ui extra: pip install 'ltx-retake[ui]')")
     pa.add_argument("timeline", type=Path, nargs="?", help="a timeline to open (any format OTIO reads)")
+    pa.add_argument("--resolve", action="store_true", help="open on the timeline in the running DaVinci Resolve")
+    resolve_cli.add_parser(sub)
 
     d = sub.add_parser("demo", help="make a small project with real media, retake a shot on the local service, show before and after")
     d.add_argument("--dir", type=Path, default=Path("ltx-retake-demo"), help="where to put the project (default ./ltx-retake-demo)")
@@ -155,6 +160,7 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         media_dir=a.media_dir or (Path(settings.output_dir) if settings.output_dir else None),
         overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel),
         local_protocol=a.local_protocol, rate=a.rate, timeline_name=a.timeline_name,
+        delivery=a.deliver or settings.delivery,
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
@@ -400,10 +406,14 @@ def _cmd_panel(a: argparse.Namespace) -> int:
         app = importlib.import_module("ltx_retake.ui.app")
     except ImportError as exc:
         raise InputError(f"The panel needs PySide6, which is not installed ({exc.name}): pip install 'ltx-retake[ui]'.") from None
-    return app.main(a.timeline)
+    return app.main(a.timeline, resolve=a.resolve)
 
 
-COMMANDS = {"panel": _cmd_panel, "retake": _cmd_retake, "resume": _cmd_resume, "jobs": _cmd_jobs, "costs": _cmd_costs, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo}
+def _cmd_resolve(a: argparse.Namespace) -> int:
+    return resolve_cli.run_command(a, _in_worker, _report, _confirm_cost)
+
+
+COMMANDS = {"panel": _cmd_panel, "retake": _cmd_retake, "resume": _cmd_resume, "jobs": _cmd_jobs, "costs": _cmd_costs, "versions": _cmd_versions, "use": _cmd_use, "serve": _cmd_serve, "demo": _cmd_demo, "resolve": _cmd_resolve}
 
 
 def main(argv: list[str] | None = None) -> int:
