@@ -68,6 +68,11 @@ class RetakeForm(QWidget):
         form.addRow("Service", self.service)
         form.addRow("Model", self.model)
         form.addRow("Result", self.placement)
+        self.resolve_placement = QLabel("A whole clip becomes a take on it; part of a clip goes on a free track above.")
+        self.resolve_placement.setWordWrap(True)
+        form.addRow("In Resolve", self.resolve_placement)
+        form.setRowVisible(self.resolve_placement, False)
+        self._fields = form
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.prompt)
@@ -102,6 +107,11 @@ class RetakeForm(QWidget):
         return Request(self.prompt.toPlainText().strip(), RetakeMode(self.mode.currentData()), self.service.currentData(),
                        self.model.text().strip() or model_for(self.service.currentData(), self.settings, None),
                        self.placement.currentData(), tuple(clips), range, track)
+
+    def show_resolve_placement(self) -> None:
+        """Resolve mode: where a version lands follows from what it covers, so the Result choice gives way to that."""
+        self._fields.setRowVisible(self.placement, False)
+        self._fields.setRowVisible(self.resolve_placement, True)
 
     def set_prompt(self, text: str) -> None:
         self.prompt.setPlainText(text)

@@ -149,6 +149,8 @@ class Session(QObject):
         self.local_config = local_config
         self.runs: dict[str, RunState] = {}
         self.max_parallel = 8              # jobs of one run in flight at once
+        self.delivery = settings.delivery  # the codec versions are delivered in (the Resolve link may choose another)
+        self.media_folder: Path | None = None   # where versions go when the output_dir setting is empty (Resolve mode)
         self.folder = journal_path(settings).parent / "panel"
         self._queue: collections.deque = collections.deque()
         self._finished: collections.deque = collections.deque()
@@ -163,6 +165,7 @@ class Session(QObject):
 
     def use_settings(self, settings: Settings) -> None:
         self.settings = settings
+        self.delivery = settings.delivery
 
     # ---- the document --------------------------------------------------------------------------------------
 
@@ -171,9 +174,12 @@ class Session(QObject):
         self.documentChanged.emit()
 
     def media_dir(self) -> Path:
-        """Where this document's versions go: the output_dir setting, the timeline's earlier retakes, or beside it."""
+        """Where this document's versions go: the output_dir setting, the session's media folder (a live Resolve
+        timeline's), the timeline's earlier retakes, or beside it."""
         if self.settings.output_dir:
             return Path(self.settings.output_dir).absolute()
+        if self.media_folder is not None:
+            return self.media_folder
         doc = self.document
         return default_media_dir(doc.timeline, doc.path or Path.cwd() / "timeline.otio", doc.path.stem if doc.path else "timeline")
 
@@ -184,7 +190,8 @@ class Session(QObject):
         doc = self.document
         base = dict(timeline=snapshot, prompt=request.prompt, mode=request.mode, provider=request.provider,
                     model=request.model, placement=request.placement, media_dir=self.media_dir(),
-                    media_root=doc.path.parent if doc.path else None, max_parallel=self.max_parallel)
+                    media_root=doc.path.parent if doc.path else None, max_parallel=self.max_parallel,
+                    delivery=self.delivery)
         tl = doc.timeline
         if request.range is not None:
             a, b = request.range

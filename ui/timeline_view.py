@@ -661,6 +661,17 @@ class TimelineView(QWidget):
                 return i
         return 0
 
+    def set_picks(self, picks: list[tuple[int, object]]) -> None:
+        """Select these clips, (track index, clip) each (clears the range, like clicking them); the first one's track
+        becomes the target. Clips not on the shown timeline are left out."""
+        picked = [(ti, c) for ti, c in picks if ti in self._row_of_track and self._locate(ti, c) is not None]
+        self._picked = picked
+        self._mark_in = self._mark_out = None
+        if picked:
+            self._target = picked[0][0]
+        self.update()
+        self.selectionChanged.emit()
+
     def set_target_track(self, index: int) -> None:
         """Make a track the one ranges apply to."""
         if index not in self._row_of_track or index == self._target:

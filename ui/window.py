@@ -1,4 +1,4 @@
-"""The retake panel's main window: timeline, retake form, jobs, preview; open, save, settings and versions."""
+"""The retake panel's main window: timeline, retake form, jobs, preview; open, save, settings, versions; Resolve mode."""
 
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ class RetakeWindow(QMainWindow):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self._planned: Planned | None = None
+        self.resolve = None                 # the ResolveLink, in Resolve mode (attach_resolve)
         self._reviewing: tuple[str, str] | None = None
         self._plan_timer = QTimer(self)
         self._plan_timer.setSingleShot(True)
@@ -169,8 +170,29 @@ class RetakeWindow(QMainWindow):
 
     def _title(self) -> None:
         doc = self.session.document
+        read = self.resolve.read if self.resolve is not None else None
+        if read is not None:  # the document is a snapshot of Resolve's timeline, not a file of the user's
+            self.setWindowTitle(f"{read.name} (DaVinci Resolve) — LTX Retake")
+            return
         name = doc.path.name if doc.path else "no timeline"
         self.setWindowTitle(f"{name}{' *' if doc.modified else ''} — LTX Retake")
+
+    def refresh_title(self) -> None:
+        self._title()
+
+    # ---- Resolve mode ------------------------------------------------------------------------------------------------
+
+    def attach_resolve(self, bridge, *, root: Path | None = None, alive_ms: int | None = None):
+        """Work on the running Resolve's timeline: read it and its pick (off the GUI thread), put accepted versions back,
+        close when Resolve does. `root` is where snapshots go (default ~/LTX Retakes). Once per window; returns the
+        ResolveLink."""
+        from .resolve_link import ALIVE_MS, ResolveLink
+
+        if self.resolve is not None:
+            raise RuntimeError("This window is already on a Resolve timeline; use Resolve > Reload from Resolve.")
+        self.resolve = ResolveLink(self, bridge, root=root, alive_ms=alive_ms or ALIVE_MS)
+        self.resolve.reload()
+        return self.resolve
 
     # ---- opening and saving ----------------------------------------------------------------------------------------
 
@@ -182,7 +204,8 @@ class RetakeWindow(QMainWindow):
         if path:
             self.open(Path(path))
 
-    def open(self, path: Path) -> bool:
+    def open(self, path: Path, *, remember: bool = True) -> bool:
+        """Open a timeline file (`remember`: the Open dialog starts in its folder next time)."""
         try:
             self.session.open(path)
         except RetakeError as exc:
@@ -192,7 +215,8 @@ class RetakeWindow(QMainWindow):
             self._error(f"Could not open {Path(path).name}",
                         f"{type(exc).__name__}: {redact(str(exc))}. The file may be damaged or in a format OTIO cannot read.")
             return False
-        self.qsettings.setValue("files/last_folder", str(Path(path).parent))
+        if remember:
+            self.qsettings.setValue("files/last_folder", str(Path(path).parent))
         self.view.set_timeline(self.session.document.timeline)
         self.form.show_plan(None)
         self.say(f"Opened {path}. Click a clip, or drag on the ruler for a range; I and O set in and out.")
@@ -244,6 +268,8 @@ class RetakeWindow(QMainWindow):
         return True
 
     def _may_discard_changes(self) -> bool:
+        if self.resolve is not None:  # a snapshot of Resolve's timeline: what matters is what has not gone back yet
+            return self.resolve.may_close()
         doc = self.session.document
         if not doc.modified:
             return True
@@ -254,6 +280,11 @@ class RetakeWindow(QMainWindow):
         return answer == "discard"
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.resolve is not None and self.resolve.closing:  # Resolve went away: nothing to ask, nothing to save
+            self.resolve.stop()
+            self._remember()
+            event.accept()
+            return
         running = self.jobs.in_flight()
         if running:
             if not self.dialogs.yes_no(
@@ -265,6 +296,8 @@ class RetakeWindow(QMainWindow):
         if not self._may_discard_changes():
             event.ignore()
             return
+        if self.resolve is not None:
+            self.resolve.stop()
         self._remember()
         event.accept()
 
@@ -403,6 +436,8 @@ class RetakeWindow(QMainWindow):
         self.preview.clear()
         self._reviewing = None
         self.say(sentence)
+        if accept and self.resolve is not None:
+            self.resolve.put_back(key, job_id)
 
     def _clip_menu(self, track_index: int, clip, pos) -> None:
         doc = self.session.document
@@ -471,4 +506,6 @@ class RetakeWindow(QMainWindow):
             self.session.use_settings(self.settings)
             self.form.use_settings(self.settings)
             self.media = offline_wiring(self.settings).media
+            if self.resolve is not None:
+                self.resolve.use_settings(self.settings)
             self._replan()
