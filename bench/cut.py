@@ -92,7 +92,7 @@ def make_source(cache: Path, minutes: float, gop: int, container: str, ffmpeg: s
 
 def plan_window(source: Path, folder: Path, window_s: float):
     """The CutSpec the real planner makes for a `window_s` window in the middle of a one-clip timeline of `source`."""
-    import opentimelineio as otio
+    from bench.common import one_clip_timeline
 
     from ltx_retake.adapters.media import FfmpegMediaTool
     from ltx_retake.adapters.timeline_files import OtioFiles, write_timeline
@@ -102,12 +102,7 @@ def plan_window(source: Path, folder: Path, window_s: float):
     media = FfmpegMediaTool()
     info = media.probe(source)
     rate = float(info.frame_rate)
-    whole = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(info.frame_count, rate))
-    tl = otio.schema.Timeline(name="cut bench")
-    track = otio.schema.Track(name="V1")
-    track.append(otio.schema.Clip(name="camera", source_range=whole, media_reference=otio.schema.ExternalReference(
-        target_url=str(source), available_range=whole)))
-    tl.tracks.append(track)
+    tl = one_clip_timeline(source, info.frame_count, rate, "cut bench")
     timeline = write_timeline(tl, folder / "one_clip.otio", overwrite=True)
     frames = round(window_s * rate)
     start = (info.frame_count - frames) // 2

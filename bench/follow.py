@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
+
+from bench.common import machine
 
 MODEL = "fal-ai/ltx-2/retake-video"
 TARGET_RATIO = 20
@@ -172,16 +173,6 @@ def table(rows: list[Followed], info: dict) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    try:
-        from importlib.metadata import version
-        fal = version("fal-client")
-    except Exception:  # noqa: BLE001 - only for the table's machine line
-        fal = "not installed"
-    return (f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()} ({sys.platform}), "
-            f"fal-client {fal}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench follow", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the job takes on the service (60)")
@@ -193,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rows, info = measure(args.seconds)
     print(table(rows, info))
-    print(machine())
+    print(machine("fal-client"))
     return 0
 
 

@@ -39,19 +39,14 @@ STEPS = ("plan", "cut", "upload", "submit", "follow", "download", "conform", "sp
 
 def project(source: Path, folder: Path, window_s: float):
     """A one-clip timeline of `source` and the (start, end) frames of a `window_s` window in its middle."""
-    import opentimelineio as otio
+    from bench.common import one_clip_timeline
 
     from ltx_retake.adapters.media_probe import probe_media
     from ltx_retake.adapters.timeline_files import write_timeline
 
     info = probe_media(source)
     rate = float(info.frame_rate)
-    whole = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(info.frame_count, rate))
-    tl = otio.schema.Timeline(name="steps bench")
-    track = otio.schema.Track(name="V1")
-    track.append(otio.schema.Clip(name="camera", source_range=whole, media_reference=otio.schema.ExternalReference(
-        target_url=str(source), available_range=whole)))
-    tl.tracks.append(track)
+    tl = one_clip_timeline(source, info.frame_count, rate, "steps bench")
     frames = round(window_s * rate)
     start = (info.frame_count - frames) // 2
     return write_timeline(tl, folder / "one_clip.otio", overwrite=True), (start, start + frames)

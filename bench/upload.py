@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from bench.common import machine
 
 MiB = 1024 * 1024
 TARGET_ABOVE_MIB = 64
@@ -198,16 +199,6 @@ def table(rows: list[Uploaded], info: dict) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    try:
-        from importlib.metadata import version
-        fal = version("fal-client")
-    except Exception:  # noqa: BLE001 - only for the table's machine line
-        fal = "not installed"
-    return (f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()} ({sys.platform}), "
-            f"fal-client {fal}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench upload", description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=300, help="the file's size in MiB (300)")
@@ -230,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rows, info = measure(args.mb, args.folder)
     print(table(rows, info))
-    print(machine())
+    print(machine("fal-client"))
     return 0
 
 
