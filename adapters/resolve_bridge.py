@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import SpliceError
 from ..live import Landing, LiveRead
 from ..metadata import NS
+from ..paths import same_file
 from ..timing import format_timecode
 from .resolve_connect import Features, ResolveUnavailable, features_of, has
 from .resolve_timeline import item_key, parse_rate, read_live, version_info
@@ -276,5 +277,5 @@ class ResolveBridge:
 
 
 def _same_path(value: Any, path: Path) -> bool:
-    return bool(value) and Path(str(value)).expanduser().absolute() == Path(path).absolute()
-
+    """Whether Resolve's "File Path" names `path` (through links and case-insensitive disks; stat only on a name match)."""
+    return bool(value) and Path(str(value)).name.lower() == path.name.lower() and same_file(Path(str(value)), path)
