@@ -58,10 +58,35 @@ class ConsoleProgress:
                 print(redact(line), file=self.stream, flush=True)
 
 
+def _rate(text: str):
+    from .timing import parse_rate
+
+    try:
+        return parse_rate(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _path_map(text: str):
+    from .relink import parse_path_map
+
+    try:
+        return parse_path_map(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_timeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("timeline", type=Path, help="a timeline file (.otio, .otioz, .edl, .xml, .fcpxml, .aaf)")
     p.add_argument("--timeline", dest="timeline_name", metavar="NAME", help="which timeline, when the file holds several")
-    p.add_argument("--rate", type=float, help="the frame rate of an EDL, when its timecodes do not tell")
+    p.add_argument("--rate", type=_rate, help="the frame rate of an EDL (24, 25, 29.97, 30000/1001 ...), which the file "
+                   "itself does not state; needed when its media cannot be found to tell")
+    p.add_argument("--map-path", dest="path_maps", type=_path_map, action="append", default=[], metavar="FROM=TO",
+                   help="media paths starting with FROM are under TO here (repeat; also the setting path_maps); "
+                        "Windows (C:\\, C:/, file://localhost/C%%3a/), macOS and Linux forms all match")
+    p.add_argument("--media-search", dest="media_search", type=Path, action="append", default=[], metavar="DIR",
+                   help="find media the timeline cannot lead to by name (file, clip, reel) in DIR (repeat; also the "
+                        "setting media_search)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="replace the output file if it exists")
     r.add_argument("--in-place", action="store_true", help="allow -o to be the input timeline itself")
     r.add_argument("--dry-run", action="store_true", help="plan and print, send nothing")
-    r.add_argument("--yes", action="store_true", help="send without asking even when the estimate is above the cost threshold")
+    r.add_argument("--yes", action="store_true", help="send without asking even when the estimate is above the cost "
+                   "threshold, and write an output whose format cannot hold everything (what it loses is listed first)")
     r.add_argument("--fresh", action="store_true", help="pay for a new generation even when an identical request has a result")
     r.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     r.add_argument("--quiet", action="store_true", help="print only failures on stderr")
@@ -124,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("version", help="v002, retake_v002, <clip>_retake_v002, or original")
     u.add_argument("--at", metavar="TIMECODE", help="which window, when the clip was retaken in several places")
     u.add_argument("-o", "--output", type=Path, help="write here instead of updating TIMELINE in place")
+    u.add_argument("--yes", action="store_true", help="write even when the output's format cannot hold everything (listed)")
 
     s = sub.add_parser("serve", help="run the embedded local retake service (fal and RunComfy protocols) until Ctrl-C",
                        description="Listening beyond 127.0.0.1 needs a key, taken from LTX_RETAKE_SERVE_KEY (never from "
@@ -147,10 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_retake(a: argparse.Namespace) -> int:
-    from .compose import model_for, offline_wiring, wiring_for
+    from .compose import model_for, offline_wiring, relink_settings, wiring_for
     from .runner import RetakeOrder, prepare, run
 
     settings = load_settings()
+    maps, folders = relink_settings(settings, a.path_maps, a.media_search)
     if not a.markers and not a.prompt:
         raise InputError("--prompt is required with --clip and --range (with --markers each marker's text is the prompt).")
     order = RetakeOrder(
@@ -160,11 +188,12 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         media_dir=a.media_dir or (Path(settings.output_dir) if settings.output_dir else None),
         overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel),
         local_protocol=a.local_protocol, rate=a.rate, timeline_name=a.timeline_name,
-        delivery=a.deliver or settings.delivery,
+        delivery=a.deliver or settings.delivery, path_maps=maps, media_search=folders, accept_losses=a.yes,
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
-        _, jobs, media_dir = prepare(order, offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name), printer)
+        _, jobs, media_dir = prepare(order, offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name,
+                                                           path_maps=maps, media_search=folders), printer)
         _report(a, jobs, None, media_dir)
         print(estimate([j.plan for j in jobs]).sentence(), file=sys.stderr)
         return 0
@@ -174,7 +203,7 @@ def _cmd_retake(a: argparse.Namespace) -> int:
 
     def work(journal, log, cancel):
         with wiring_for(a.provider, settings, model=a.model, local_protocol=a.local_protocol, rate=a.rate,
-                        timeline_name=a.timeline_name) as wiring:
+                        timeline_name=a.timeline_name, path_maps=maps, media_search=folders) as wiring:
             return [run(order, wiring, log, cancel, journal=journal, confirm=confirm)]
 
     return _in_worker(a, settings, work)
@@ -276,7 +305,8 @@ def _cmd_resume(a: argparse.Namespace) -> int:
         for record in runs:
             order = order_from(record.order)
             with wiring_for(order.provider, settings, model=order.model, local_protocol=order.local_protocol,
-                            rate=order.rate, timeline_name=order.timeline_name) as wiring:
+                            rate=order.rate, timeline_name=order.timeline_name, path_maps=order.path_maps,
+                            media_search=order.media_search) as wiring:
                 outcomes.append(resume(record.id, wiring, journal, log, cancel, resubmit=a.resubmit))
             if cancel.is_set():
                 break
@@ -334,10 +364,13 @@ def _cmd_costs(a: argparse.Namespace) -> int:
 
 
 def _cmd_versions(a: argparse.Namespace) -> int:
-    from .compose import offline_wiring
+    from .compose import offline_wiring, relink_settings
     from .versions import list_versions
 
-    tl = offline_wiring(load_settings(), rate=a.rate, timeline_name=a.timeline_name).store.read(a.timeline)
+    settings = load_settings()
+    maps, folders = relink_settings(settings, a.path_maps, a.media_search)
+    tl = offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name, path_maps=maps,
+                        media_search=folders).store.read(a.timeline)
     found = list_versions(tl)
     if a.json:
         print(json.dumps([{"clip": r.original_name, "record": r.record_timecode, "track": r.track,
@@ -351,14 +384,17 @@ def _cmd_versions(a: argparse.Namespace) -> int:
 
 
 def _cmd_use(a: argparse.Namespace) -> int:
-    from .compose import offline_wiring
+    from .compose import offline_wiring, relink_settings
     from .versions import use_version
 
-    store = offline_wiring(load_settings(), rate=a.rate, timeline_name=a.timeline_name).store
-    tl = store.read(a.timeline)
-    changed = use_version(tl, a.clip, a.version, a.at)
+    settings = load_settings()
+    maps, folders = relink_settings(settings, a.path_maps, a.media_search)
+    store = offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name, path_maps=maps,
+                           media_search=folders).store
+    document = store.open(a.timeline)
+    changed = use_version(document.timeline, a.clip, a.version, a.at)
     out = a.output or a.timeline
-    store.write(tl, out, overwrite=True)
+    store.save(document.timeline, out, document=document, overwrite=True, accept_losses=a.yes)
     for r in changed:
         print(f"{r.original_name}\t{r.record_timecode}\t{a.version}")
     print(f"timeline\t{out}")

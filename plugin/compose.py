@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterator
 
 from .runner import Wiring
@@ -11,21 +12,36 @@ from .settings import Settings
 __all__ = ["wiring_for", "offline_wiring", "warm_up"]
 
 
-def offline_wiring(settings: Settings, *, rate=None, timeline_name: str | None = None) -> Wiring:
-    """Media and timeline adapters only: enough to read, plan, list versions and switch them."""
+def offline_wiring(settings: Settings, *, rate=None, timeline_name: str | None = None, path_maps=(),
+                   media_search=()) -> Wiring:
+    """Media and timeline adapters only: enough to read, plan, list versions and switch them. `path_maps` and
+    `media_search` are the run's (`relink_settings` puts the command line's and the settings' together)."""
     from .adapters.media import FfmpegMediaTool
     from .adapters.timeline_files import OtioFiles
 
-    return Wiring(media=FfmpegMediaTool(settings.ffmpeg), store=OtioFiles(rate=rate, timeline_name=timeline_name))
+    media = FfmpegMediaTool(settings.ffmpeg)
+    store = OtioFiles(rate=rate, timeline_name=timeline_name, path_maps=path_maps, media_search=media_search,
+                      probe=media.probe)
+    return Wiring(media=media, store=store)
+
+
+def relink_settings(settings: Settings, path_maps=(), media_search=()) -> tuple[tuple[tuple[str, str], ...], tuple[Path, ...]]:
+    """The path maps and media search folders a run uses: those given first, then the settings'."""
+    from .relink import parse_path_map
+
+    maps = tuple(path_maps) + tuple(parse_path_map(m) for m in settings.path_maps)
+    folders = tuple(Path(p) for p in media_search) + tuple(Path(p) for p in settings.media_search)
+    return maps, folders
 
 
 @contextlib.contextmanager
 def wiring_for(provider: str, settings: Settings, *, model: str | None = None, local_protocol: str = "fal",
-               local_config=None, rate=None, timeline_name: str | None = None) -> Iterator[Wiring]:
+               local_config=None, rate=None, timeline_name: str | None = None, path_maps=(),
+               media_search=()) -> Iterator[Wiring]:
     """Everything a retake run needs for `provider`; services are closed (and a local service stopped) on exit."""
     from .adapters.services import open_service
 
-    base = offline_wiring(settings, rate=rate, timeline_name=timeline_name)
+    base = offline_wiring(settings, rate=rate, timeline_name=timeline_name, path_maps=path_maps, media_search=media_search)
     with open_service(provider, settings, model=model, local_protocol=local_protocol, local_config=local_config) as opened:
         base.service, base.host = opened.service, opened.host
         yield base

@@ -7,12 +7,12 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["same_file", "file_sha256", "safe_file_name", "safe_stem", "shot_name", "MAX_NAME"]
+__all__ = ["same_file", "file_sha256", "safe_file_name", "safe_stem", "shot_name", "MAX_NAME", "MEDIA_SUFFIXES"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DEVICE = re.compile(r"con|prn|aux|nul|com[0-9]|lpt[0-9]", re.I)    # Windows device names, with any extension
 MAX_NAME = 120
-_MEDIA_SUFFIXES = {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".mts", ".m2ts", ".r3d", ".braw", ".ari", ".crm",
+MEDIA_SUFFIXES = {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".mts", ".m2ts", ".r3d", ".braw", ".ari", ".crm",
                    ".dng", ".exr", ".dpx", ".tif", ".tiff", ".png", ".jpg", ".wav", ".aif", ".aiff", ".mp3"}
 
 
@@ -61,4 +61,4 @@ def safe_stem(name: str) -> str:
 def shot_name(clip_name: str) -> str:
     """A clip's name without a media file's extension ('sc01_sh010.mov' -> 'sc01_sh010'), for version names."""
     stem, dot, suffix = clip_name.rpartition(".")
-    return stem if dot and stem and f".{suffix.lower()}" in _MEDIA_SUFFIXES else clip_name
+    return stem if dot and stem and f".{suffix.lower()}" in MEDIA_SUFFIXES else clip_name

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
@@ -15,6 +13,7 @@ from .errors import PlanError, SelectionError, UnsupportedEditError
 from .limits import Limits, largest_input_frames
 from .metadata import original_name
 from .ports import CutSpec, MediaInfo, RetakeMode
+from .relink import Relinker
 from .selection import Selection, record_timecode, shown_span, timeline_rate
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
@@ -25,33 +24,21 @@ _RT = otio.opentime.RationalTime
 
 
 def media_path_of(ref: otio.core.MediaReference, base_dir: Path | None) -> Path:
-    """A media reference's local file: absolute paths, file:// URLs (Windows drives too), paths relative to the timeline."""
+    """A media reference's file as written: absolute paths, file:// URLs, paths relative to the timeline's folder.
+    Another system's absolute path (a Windows drive on Linux) is kept as written, never put under `base_dir`;
+    `relink.Relinker` finds where such a file is here."""
     if isinstance(ref, otio.schema.MissingReference) or ref is None:
-        raise SelectionError("The clip's media is offline (a missing reference); relink it in the NLE and export again.")
-    if isinstance(ref, otio.schema.GeneratorReference):
-        raise SelectionError(f"The clip is a generator ({ref.generator_kind or 'generated'}), not footage; there is nothing to retake.")
-    if isinstance(ref, otio.schema.ImageSequenceReference):
-        raise UnsupportedEditError("The clip's media is an image sequence; render it to a movie file and relink, then retake.")
-    url = getattr(ref, "target_url", "") or ""
-    if not url:
+        raise SelectionError("The clip's media is offline (a missing reference); relink it (--media-search DIR, "
+                             "--map-path FROM=TO) or in the NLE, and export again.")
+    relinker = Relinker(base_dir)
+    try:
+        written = relinker.written(ref)
+    except (SelectionError, UnsupportedEditError) as exc:
+        raise type(exc)(f"The clip {exc}") from None
+    if not written:
         raise SelectionError("The clip's media reference has no file path; relink the clip.")
-    parsed = urlparse(url)
-    if parsed.scheme in ("http", "https"):
-        raise UnsupportedEditError(f"The clip's media is a web address ({parsed.netloc}); download it and relink to the local file.")
-    if parsed.scheme == "file":
-        path = unquote(parsed.path)
-        if len(path) > 3 and path[0] == "/" and path[2] == ":":  # file:///D:/... -> D:/...
-            path = path[1:]
-        if parsed.netloc and parsed.netloc not in ("localhost",):
-            path = f"//{parsed.netloc}{path}"
-    elif len(parsed.scheme) == 1:  # a Windows drive letter parsed as a scheme
-        path = url
-    else:
-        path = unquote(url)
-    p = Path(path)
-    if not p.is_absolute() and base_dir is not None:
-        p = base_dir / p
-    return Path(os.path.normpath(p))
+    here = relinker.as_written(written)
+    return here if here is not None else Path(written)
 
 
 def time_scalar(clip: otio.schema.Clip) -> Fraction:
@@ -93,8 +80,9 @@ class SourceClip:
 
 
 def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path | None, *,
-                track_ranges: dict | None = None) -> SourceClip:
-    """Trace a selection to its media file (no I/O: the file is probed by the caller).
+                track_ranges: dict | None = None, media: Path | None = None) -> SourceClip:
+    """Trace a selection to its media file (no I/O: the file is probed by the caller). `media` is where the caller
+    found the file (a `Relinker`'s answer); without it, the path the reference names.
 
     `track_ranges`, a dict the caller keeps while the timeline is not edited, holds each track's ranges of its items
     once for many selections (on a long timeline, working them out per selection was most of planning's time).
@@ -109,7 +97,7 @@ def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path |
             f"{sel.label or repr(clip.name)}: the selection was made on another timeline (or on this one before it was edited); "
             "select again on the current timeline."
         )
-    path = media_path_of(clip.media_reference, base_dir)
+    path = media if media is not None else media_path_of(clip.media_reference, base_dir)
     scalar = time_scalar(clip)
     clip_record = clip.transformed_time_range(clip.trimmed_range(), track)
     ranges = None

@@ -219,8 +219,18 @@ class RetakeService(Protocol):
 
 @runtime_checkable
 class TimelineStore(Protocol):
-    """Reads and writes timeline files in any format the installed OTIO adapters know."""
+    """Reads timeline files into documents and writes them back: an edit of the editor's own file in its format,
+    or a conversion through OTIO's writers that lists what the target cannot hold."""
+
+    def open(self, path: str | Path): ...
 
     def read(self, path: str | Path): ...
 
-    def write(self, timeline, path: str | Path, *, overwrite: bool = False) -> Path: ...
+    def losses(self, timeline, path: str | Path, document=None) -> list[str]:
+        """What writing `timeline` to `path` would lose (empty: nothing); raises InputError when it cannot be written."""
+        ...
+
+    def save(self, timeline, path: str | Path, *, document=None, overwrite: bool = False, protect=(),
+             accept_losses: bool = False) -> Path: ...
+
+    def write(self, timeline, path: str | Path, *, overwrite: bool = False, protect=()) -> Path: ...

@@ -11,7 +11,8 @@ import shutil
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -22,13 +23,16 @@ from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedErro
                      TransientServiceError, redact)
 from .journal import Journal, failpoint
 from .limits import limits_for
+from .document import Document
 from .paths import file_sha256, safe_stem, same_file
 from .metadata import NS
 from .plan import Plan, plan_retake, source_clip, timecode_at
+from .relink import Relinker
 from .ports import (DELIVERIES, ConformSpec, CutSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService,
                     ServiceStatus, SubmittedJob, TimelineStore)
 from .priority import background_priority
 from .progress import Cancel, EventLog, JobEvent, Progress, Step
+from .timing import exact_rate, rate_text
 from .selection import Selection, select_clips, select_markers, select_range, track_label
 from .splice import (Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name,
                      versions_on)
@@ -73,6 +77,9 @@ class RetakeOrder:
     timeline_name: str | None = None    # which timeline, when the file holds several
     media_root: Path | None = None      # where relative media paths start (default: the timeline file's folder)
     delivery: str = "auto"              # the version file's codec: auto, h264, prores or dnxhr (see ports.DELIVERIES)
+    path_maps: tuple[tuple[str, str], ...] = ()   # --map-path FROM=TO: where another system's media paths are here
+    media_search: tuple[Path, ...] = ()           # --media-search DIR: folders where missing media is found by name
+    accept_losses: bool = False         # --yes: write an output that cannot hold everything (listed before paying)
 
 
 @dataclass
@@ -135,12 +142,23 @@ def _selections(timeline: otio.schema.Timeline, order: RetakeOrder) -> list[Sele
 
 def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, *,
             reserved: set[str] = frozenset()) -> tuple[otio.schema.Timeline, list[Job], Path]:
-    """Read, select, probe and plan. No upload, no spend: everything is validated here first.
+    """Read, select, probe and plan (see `prepare_document`); the timeline as read, the jobs and the media folder."""
+    document, jobs, media_dir = prepare_document(order, wiring, progress, reserved=reserved)
+    return document.timeline, jobs, media_dir
+
+
+def prepare_document(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, *,
+                     reserved: set[str] = frozenset()) -> tuple[Document, list[Job], Path]:
+    """Read, select, relink, probe and plan, and check that the output can be written. No upload, no spend:
+    everything that can be known before paying is checked here.
 
     `reserved` names version files that runs still in flight will write; their numbers are skipped.
     """
     log = progress or EventLog()
-    timeline = wiring.store.read(order.timeline)
+    document = wiring.store.open(order.timeline)
+    timeline = document.timeline
+    for note in document.notes:
+        log(JobEvent("run", Step.PLANNED, f"note: {note}"))
     if order.placement not in ("splice", "above"):
         raise InputError(f"Unknown placement {order.placement!r}; use splice or above.")
     if order.delivery not in DELIVERIES:
@@ -152,12 +170,8 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
         raise InputError(f"The output {order.output.name} is the input timeline; give another -o path (the original is never overwritten), or pass --in-place.")
     if order.output.exists() and not (order.overwrite or (order.in_place and same)):
         raise InputError(f"{order.output} already exists; choose another -o path, or pass --force to replace it.")
-    try:  # the output's format is known before anything is spent, not discovered at save
-        otio.adapters.from_filepath(str(order.output))
-    except Exception:
-        raise InputError(f"Cannot tell which timeline format to write from {order.output.name}; use .otio (keeps every "
-                         "version), .otioz, .edl, .xml or .aaf.") from None
     base_dir = (order.media_root or order.timeline.absolute().parent).absolute()
+    relinker = Relinker(base_dir, order.path_maps, order.media_search)
     media_dir = order.media_dir or default_media_dir(timeline, order.output, order.timeline.stem)
     selections = _selections(timeline, order)
     limits = limits_for(order.provider, order.model)
@@ -165,16 +179,20 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
     plans: list[Plan] = []
     track_ranges: dict = {}  # each track's item ranges, worked out once: planning does not edit the timeline
     for sel in selections:
-        src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges)
+        found = relinker.locate(sel.clip, sel.label)
+        src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
         if src.media_path not in probed:
-            if not src.media_path.exists():
-                raise SelectionError(f"{sel.label}: its media {src.media_path} is not on this machine; relink the clip or mount the drive.")
             probed[src.media_path] = wiring.media.probe(src.media_path)
+            if found.relinked:
+                _check_relinked(sel, src, probed[src.media_path], found)
         prompt = sel.prompt if order.markers else order.prompt
         if order.markers and order.prompt:
             prompt = f"{order.prompt.strip()} {sel.prompt}".strip()
-        plans.extend(plan_retake(timeline, src, probed[src.media_path], limits, prompt=prompt or "", mode=order.mode,
-                                 provider=order.provider, model=order.model, split=order.split))
+        for plan in plan_retake(timeline, src, probed[src.media_path], limits, prompt=prompt or "", mode=order.mode,
+                                provider=order.provider, model=order.model, split=order.split):
+            if found.relinked:
+                plan = replace(plan, notes=(*plan.notes, f"media relinked: {found.path} ({found.how})"))
+            plans.append(plan)
     _refuse_overlaps(plans)
     _refuse_undeliverable(plans, order.delivery)
     taken = {p.stem for p in media_dir.glob("*")} if media_dir.exists() else set()
@@ -187,15 +205,41 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
         numbers[plan.clip_name] = n + 1
         suffix = _delivery(order.delivery, plan.media.path)[1]
         version = Version(n, plan.clip_name, Path(media_dir / f"{safe_stem(version_name(plan.clip_name, n))}{suffix}").absolute(), {})
-        job = Job(id=f"job{i}", plan=plan, version=version)
-        jobs.append(job)
+        jobs.append(Job(id=f"job{i}", plan=plan, version=version))
+    _check_output(document, jobs, order, wiring)
+    for job in jobs:
+        plan = job.plan
         log(JobEvent(job.id, Step.PLANNED, plan.summary()))
         for note in plan.notes:
             log(JobEvent(job.id, Step.PLANNED, f"note: {note}"))
         log(JobEvent(job.id, Step.PLANNED, describe_landing(timeline, plan, order.placement)))
         if plan.estimate_usd:
             log(JobEvent(job.id, Step.PLANNED, f"estimated cost ${plan.estimate_usd:.2f} ({plan.price_basis})"))
-    return timeline, jobs, media_dir
+    return document, jobs, media_dir
+
+
+def _check_relinked(sel: Selection, src, info: MediaInfo, found) -> None:
+    """Media found by a path map or by name must be the clip's: the same rate (a pull-down counts as the same)."""
+    clip_rate = exact_rate(src.clip_range.start_time.rate)
+    media_rate = exact_rate(info.frame_rate)
+    if clip_rate != media_rate and clip_rate / media_rate not in (Fraction(1001, 1000), Fraction(1000, 1001)):
+        raise SelectionError(f"{sel.label}: the media {found.path} ({found.how}) runs at {rate_text(media_rate)} fps, but "
+                             f"the clip counts {rate_text(clip_rate)} fps; it is not this clip's media. Relink to the "
+                             "right file (--map-path, --media-search).")
+
+
+def _check_output(document: Document, jobs: list[Job], order: RetakeOrder, wiring: Wiring) -> None:
+    """Splice the planned versions into a copy and ask the store what the output would lose or cannot hold, before
+    anything is paid for: a refusal raises; losses raise unless the order accepts them (--yes)."""
+    if not jobs:
+        return
+    trial = document.timeline.deepcopy()
+    for job in sorted(jobs, key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds())):
+        _splice_one(trial, job, order.placement, lambda event: None)
+    lost = wiring.store.losses(trial, order.output, document)
+    if lost and not order.accept_losses:
+        raise InputError(f"Writing {order.output.name} would lose: {'; '.join(lost)}. Nothing was sent. Write .otio to keep "
+                         "everything, or pass --yes to accept this.")
 
 
 def default_media_dir(timeline: otio.schema.Timeline, output: Path, stem: str) -> Path:
@@ -515,10 +559,11 @@ def _splice_one(timeline: otio.schema.Timeline, job: Job, placement: str, log: P
         raise
 
 
-def _splice_and_save(timeline: otio.schema.Timeline, jobs: list[Job], order: RetakeOrder, wiring: Wiring,
+def _splice_and_save(document: Document, jobs: list[Job], order: RetakeOrder, wiring: Wiring,
                      runner: _Runner, *, overwrite: bool) -> Path | None:
-    """Splice every ready job (each all or nothing) and write the timeline once, atomically."""
+    """Splice every ready job (each all or nothing) into the document's timeline and write it once, atomically."""
     log = runner.log
+    timeline = document.timeline
     ready = sorted((j for j in jobs if j.step in (Step.READY, Step.SPLICING, Step.SAVING)),
                    key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds()))
     spliced: list[Job] = []
@@ -539,8 +584,8 @@ def _splice_and_save(timeline: otio.schema.Timeline, jobs: list[Job], order: Ret
         runner._save(job)
         log(JobEvent(job.id, Step.SAVING, f"writing {order.output.name}"))
     try:
-        output = wiring.store.write(timeline, order.output, overwrite=overwrite,
-                                    protect=() if order.in_place else (order.timeline,))
+        output = wiring.store.save(timeline, order.output, document=document, overwrite=overwrite,
+                                   protect=() if order.in_place else (order.timeline,), accept_losses=order.accept_losses)
     except (RetakeError, OSError) as exc:
         error = exc if isinstance(exc, RetakeError) else InputError(f"Could not write {order.output}: {exc.strerror or exc}.")
         for job in spliced:
@@ -590,7 +635,8 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
     # Planning and recording the run happen under one lock, and skip the versions other runs still have in
     # flight: two runs started together (the panel's, or a panel's and the CLI's) never number a version alike.
     with _PLANNING:
-        timeline, jobs, media_dir = prepare(order, wiring, log, reserved=journal.versions_in_flight() if journal else set())
+        document, jobs, media_dir = prepare_document(order, wiring, log,
+                                                     reserved=journal.versions_in_flight() if journal else set())
         if wiring.service is None or wiring.host is None:
             raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
         if confirm is not None and not confirm(jobs):
@@ -608,7 +654,7 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
                      delivery=order.delivery)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, jobs))
-    output = _splice_and_save(timeline, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
+    output = _splice_and_save(document, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
     _tidy(work)
     if journal is not None:
         journal.finish_run(run_id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
@@ -649,7 +695,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
                                           f"line up; the version is kept at {job.version.path}. Retake again on the new timeline."))
         output = None
     else:
-        present = _version_files(base)
+        present = _version_files(base.timeline)
         for job in todo:
             if job.step == Step.READY and job.version.path.name in present:  # written before the crash: never twice
                 job.step = Step.SPLICED
@@ -663,16 +709,16 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
     return Outcome(jobs, output, record.media_dir, log, record.id)
 
 
-def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring) -> tuple[otio.schema.Timeline | None, bool]:
-    """The timeline to splice into: the run's own output when it was written, else the untouched original."""
+def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring) -> tuple[Document | None, bool]:
+    """The document to splice into: the run's own output when it was written, else the untouched original."""
     if order.output.exists():
-        written = wiring.store.read(order.output)
+        written = wiring.store.open(order.output)
         ours = {j.version.path.name for j in jobs}
-        if _version_files(written) & ours:
+        if _version_files(written.timeline) & ours:
             return written, True
     if not order.timeline.exists() or file_sha256(order.timeline) != record.timeline_sha:
         return None, False
-    return wiring.store.read(order.timeline), order.overwrite or order.in_place
+    return wiring.store.open(order.timeline), order.overwrite or order.in_place
 
 
 def _version_files(timeline: otio.schema.Timeline) -> set[str]:
@@ -703,7 +749,13 @@ def order_json(order: RetakeOrder) -> dict:
     out = {}
     for f in dataclasses.fields(order):
         value = getattr(order, f.name)
-        out[f.name] = str(value) if isinstance(value, Path) else value.value if isinstance(value, RetakeMode) else value
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, RetakeMode):
+            value = value.value
+        elif f.name == "media_search":
+            value = [str(p) for p in value]
+        out[f.name] = value
     return out
 
 
@@ -718,6 +770,8 @@ def order_from(d: dict) -> RetakeOrder:
     for name in ("range", "clip"):
         if isinstance(values.get(name), list):
             values[name] = tuple(values[name])
+    values["path_maps"] = tuple(tuple(pair) for pair in values.get("path_maps") or ())
+    values["media_search"] = tuple(Path(p) for p in values.get("media_search") or ())
     return RetakeOrder(**values)
 
 

@@ -68,6 +68,8 @@ class Settings:
     cost_threshold_usd: float = 5.0      # a run estimated above this asks before sending (--yes skips the question)
     max_download_mb: int = 4096          # a result larger than this is refused, not written
     delivery: str = "auto"               # the codec versions are delivered in (auto, h264, prores, dnxhr); --deliver wins
+    path_maps: tuple[str, ...] = ()      # "FROM=TO" each: where another system's media paths are on this machine
+    media_search: tuple[str, ...] = ()   # folders where media a timeline cannot lead to is found by name
 
 
 def settings_path() -> Path:
@@ -101,6 +103,17 @@ _ENV = {
     "LTX_RETAKE_DELIVERY": "delivery",
 }
 _NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int}
+_LISTS = ("path_maps", "media_search")     # lists of text in the settings file
+
+
+def _text_list(name: str, value, where: str) -> tuple[str, ...]:
+    """A settings list (of text) as a tuple, or a sentence saying how to write it."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        example = '["C:/Media=/mnt/media"]' if name == "path_maps" else '["/mnt/media"]'
+        raise InputError(f"The setting {name} must be a list of text ({where}), e.g. {example}.")
+    return tuple(v for v in value if v.strip())
 
 
 def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +136,11 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     for var, name in _ENV.items():
         if env.get(var):
             values[name] = env[var]
+    if env.get("LTX_RETAKE_MEDIA_SEARCH"):
+        values["media_search"] = tuple(p for p in env["LTX_RETAKE_MEDIA_SEARCH"].split(os.pathsep) if p)
+    for name in _LISTS:
+        if name in values:
+            values[name] = _text_list(name, values[name], f"fix {file}")
     for name, kind in _NUMBERS.items():
         if name in values:
             try:
@@ -247,6 +265,8 @@ def save_settings(changes: dict, path: Path | None = None) -> Path:
             except (TypeError, ValueError, OverflowError):
                 raise InputError(f"The setting {name} must be a number, not {value!r}.") from None
             clean[name] = number
+        elif name in _LISTS:
+            clean[name] = list(_text_list(name, value, "in what was saved"))
         elif isinstance(value, str):
             clean[name] = value
         else:

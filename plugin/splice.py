@@ -194,7 +194,7 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version,
                           "retake a longer part of it.")
     if version.key in clip.media_references():
         raise SpliceError(f"{clip.name!r} already has a version {version.key}; pick the next number.")
-    if offset_f == 0 and length_f == clip_frames and clip.metadata.get(NS):
+    if offset_f == 0 and length_f == clip_frames and "versions" in (clip.metadata.get(NS) or {}):
         middle = clip.clone()  # the same window was retaken before: add a version, no split
         pieces = [middle]
     else:

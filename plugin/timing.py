@@ -18,6 +18,7 @@ __all__ = [
     "format_timecode",
     "frames_between_rates",
     "to_frames",
+    "parse_rate",
 ]
 
 _NTSC_BASES = (24, 30, 48, 60, 120, 240)
@@ -37,6 +38,19 @@ def exact_rate(rate: float | Fraction) -> Fraction:
     if whole and abs(r - whole) / r < Fraction(2, 10000):
         return Fraction(whole)
     return r.limit_denominator(1_000_000)
+
+
+def parse_rate(text: str) -> Fraction:
+    """A frame rate as an editor types it: 24, 23.976, 29.97, 29.97 DF, 59.94NDF, 30000/1001 (exact, never a float)."""
+    t = str(text).strip().lower().replace(" ", "")
+    for tag in ("ndf", "df", "fps"):
+        if t.endswith(tag):
+            t = t[: -len(tag)]
+    try:
+        value = Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"{text!r} is not a frame rate; write it as 24, 25, 23.976, 29.97, 30, 50, 59.94 or 60.") from None
+    return exact_rate(value)
 
 
 def rate_text(rate: Fraction) -> str:

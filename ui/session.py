@@ -18,7 +18,7 @@ from pathlib import Path
 import opentimelineio as otio
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..compose import offline_wiring
+from ..compose import offline_wiring, relink_settings
 from ..costs import Estimate, estimate
 from ..errors import RetakeError, redact
 from ..journal import Journal
@@ -39,7 +39,9 @@ class Document:
     """The timeline open in the panel: where it came from, where it was last saved, and whether it changed."""
 
     def __init__(self, settings: Settings):
-        self.store = offline_wiring(settings).store
+        maps, folders = relink_settings(settings)
+        self.store = offline_wiring(settings, path_maps=maps, media_search=folders).store
+        self.source = None                   # the core's document of the opened file: its format and bytes, for Save
         self.path: Path | None = None        # the file that was opened (never overwritten unless the user says so)
         self.saved_to: Path | None = None    # where Save writes without asking
         self.timeline: otio.schema.Timeline | None = None
@@ -48,9 +50,10 @@ class Document:
         self.revision = 0                    # bumped on every change, so a plan made before it is known stale
 
     def open(self, path: Path) -> None:
-        timeline = self.store.read(path)     # raises a RetakeError sentence for a bad file; nothing changes then
+        source = self.store.open(path)       # raises a RetakeError sentence for a bad file; nothing changes then
         with self.lock:
-            self.path, self.saved_to, self.timeline = Path(path).absolute(), None, timeline
+            self.source = source
+            self.path, self.saved_to, self.timeline = Path(path).absolute(), None, source.timeline
             self.modified = False
             self.revision += 1
 
@@ -58,10 +61,16 @@ class Document:
         self.modified = True
         self.revision += 1
 
-    def save(self, path: Path, *, replace_opened: bool = False) -> Path:
-        """Write atomically; the opened file is replaced only when the user chose that (`replace_opened`)."""
+    def losses(self, path: Path) -> list[str]:
+        """What saving to `path` would lose (a format that cannot hold everything the timeline has)."""
+        return self.store.losses(self.timeline, path, self.source)
+
+    def save(self, path: Path, *, replace_opened: bool = False, accept_losses: bool = False) -> Path:
+        """Write atomically: an edit of the opened file when `path` has its format, else a conversion (refused while
+        it would lose something, unless `accept_losses`). The opened file is replaced only when the user chose that."""
         protect = () if replace_opened else tuple(p for p in (self.path,) if p)
-        written = self.store.write(self.timeline, path, overwrite=True, protect=protect)
+        written = self.store.save(self.timeline, path, document=self.source, overwrite=True, protect=protect,
+                                  accept_losses=accept_losses)
         self.saved_to, self.modified = Path(written), False
         return Path(written)
 

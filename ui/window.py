@@ -257,13 +257,19 @@ class RetakeWindow(QMainWindow):
         return self._write(path, replace_opened=replacing_opened)
 
     def _write(self, path: Path, *, replace_opened: bool) -> bool:
+        doc = self.session.document
         try:
-            written = self.session.document.save(path, replace_opened=replace_opened)
+            lost = doc.losses(path)
+            if lost and not self.dialogs.yes_no(
+                    "Save in a format that loses something?",
+                    f"{path.name} cannot hold everything this timeline has. It would lose:\n- " + "\n- ".join(lost)
+                    + "\n\nSave anyway? (.otio keeps everything.)"):
+                return False
+            written = doc.save(path, replace_opened=replace_opened, accept_losses=bool(lost))
         except RetakeError as exc:
             self._error("Not saved", redact(str(exc)))
             return False
-        keeps = "" if written.suffix == ".otio" else " (this format keeps only each clip's active version; .otio keeps them all)"
-        self.say(f"Saved {written}{keeps}.")
+        self.say(f"Saved {written}.")
         self._title()
         return True
 
