@@ -269,9 +269,10 @@ def _conversion_losses(timeline: otio.schema.Timeline, adapter: str, document: D
         out.append(f"it is written anew by OTIO as {what}, not as an edit of {document.name}: whatever OTIO did not read "
                    f"from {document.name} (effects, links, labels, comments) is not in it")
     elif document is not None and document.format == adapter and document.source is None:
-        out.append(f"OTIO writes {what} anew: whatever it did not read from {document.name} is not in it")
+        out.append(f"{what} is written anew by OTIO, not edited in place: whatever OTIO did not read from "
+                   f"{document.name} is not in it (.otio, or the NLE's own XML, keeps everything)")
     clips = list(timeline.find_clips())
-    several = sum(1 for c in clips if len(c.media_references()) > 1)
+    several = sum(1 for c in clips if any(key.startswith("retake_v") for key in c.media_references()))
     if several:
         out.append(f"{several} clip(s) keep only the media they show: other versions and the original media of "
                    "retaken clips are not in the file, and `ltx-retake use` cannot switch them there")
