@@ -44,6 +44,7 @@ __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "sav
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
 FAITHFUL: dict[str, str] = {}
+_NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF", "otio_json": "OTIO JSON"}
 
 
 def readable_suffixes() -> dict[str, str]:
@@ -198,8 +199,8 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
         raise TimelineReadError(f"{path.name} nests too deeply to read; export it again flattened, or as .otio.") from None
     except Exception as exc:  # a library's own words are no help to an editor: say what to do instead
         raise TimelineReadError(
-            f"{path.name} could not be read as {adapter} ({type(exc).__name__}). Export it again from the NLE, "
-            "or as .otio, and check that the file is complete."
+            f"{path.name} could not be read as {_NAMES.get(adapter, adapter)}: the file is damaged, incomplete, or not "
+            "what its name says. Export it again from the NLE, or as .otio, and check that the file is complete."
         ) from None
     if not timelines:
         raise TimelineReadError(f"{path.name} holds no timeline.")
@@ -258,7 +259,6 @@ def losses(timeline: otio.schema.Timeline, path: str | Path, document: Document 
     return _conversion_losses(timeline, adapter, document)
 
 
-_NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF"}
 
 
 def _conversion_losses(timeline: otio.schema.Timeline, adapter: str, document: Document | None) -> list[str]:
