@@ -11,10 +11,10 @@ import opentimelineio as otio
 
 from .errors import PlanError, SelectionError, UnsupportedEditError
 from .limits import DEFAULT_CONTEXT_S, WORKING_SIZE, Limits, largest_input_frames
-from .metadata import original_name
+from .metadata import original_name, original_reference, version_keys
 from .ports import CutSpec, MediaInfo, RetakeMode
 from .relink import Relinker
-from .selection import Selection, record_timecode, shown_span, timeline_rate
+from .selection import Selection, record_timecode, shot_run, shown_span, timeline_rate, visible_range
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
 __all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at", "working_size"]
@@ -98,19 +98,49 @@ def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path |
             f"{sel.label or repr(clip.name)}: the selection was made on another timeline (or on this one before it was edited); "
             "select again on the current timeline."
         )
-    path = media if media is not None else media_path_of(clip.media_reference, base_dir)
+    path = media if media is not None else media_path_of(original_reference(clip), base_dir)
     scalar = time_scalar(clip)
-    clip_record = clip.transformed_time_range(clip.trimmed_range(), track)
+    run = shot_run(clip)   # pieces earlier retakes split out of this clip: one shot, retaken from its original media
+    first, last = run[0], run[-1]
+    clip_range = _TR(first.trimmed_range().start_time,
+                     last.trimmed_range().end_time_exclusive() - first.trimmed_range().start_time)
+    clip_record = first.transformed_time_range(first.trimmed_range(), track)
+    if last is not first:
+        end = last.transformed_time_range(last.trimmed_range(), track).end_time_exclusive()
+        clip_record = _TR(clip_record.start_time, end - clip_record.start_time)
     ranges = None
     if track_ranges is not None:
         ranges = track_ranges.get(sel.track_index)
         if ranges is None:
             ranges = track_ranges[sel.track_index] = track.range_of_all_children()
-    shown = shown_span(track, clip, sel.record_range, ranges)
+    shown = _shown_run(track, run, sel.record_range, ranges)
     if shown is None:
         raise SelectionError(f"{sel.label}: the clip does not show there (a nest trims it away, or a layer above covers it); "
                              "select what shows on the timeline.")
-    return SourceClip(sel, path, scalar, clip.trimmed_range(), clip_record, timeline_rate(timeline), shown)
+    return SourceClip(sel, path, scalar, clip_range, clip_record, timeline_rate(timeline), shown)
+
+
+def _shown_run(track, run: list, around: otio.opentime.TimeRange, ranges: dict | None) -> otio.opentime.TimeRange | None:
+    """Where the shot shows around `around`: each piece's own stretch, joined where they meet."""
+    if len(run) == 1:
+        return shown_span(track, run[0], around, ranges)
+    spans = []
+    for piece in run:
+        whole = visible_range(piece, track)
+        part = shown_span(track, piece, whole, ranges) if whole is not None else None
+        if part is not None:
+            spans.append(part)
+    mid = around.start_time + _RT(around.duration.value / 2, around.duration.rate)
+    joined: list = []
+    for span in sorted(spans, key=lambda r: r.start_time.to_seconds()):
+        if joined and abs(joined[-1].end_time_exclusive().to_seconds() - span.start_time.to_seconds()) < 1e-6:
+            joined[-1] = _TR(joined[-1].start_time, span.end_time_exclusive() - joined[-1].start_time)
+        else:
+            joined.append(span)
+    for span in joined:
+        if span.start_time <= mid < span.end_time_exclusive():
+            return span
+    return None
 
 
 @dataclass(frozen=True)
@@ -218,7 +248,7 @@ def plan_retake(
         return _through_seconds(n, rec_rate, exact_rate(clip_rate))
 
     clip = sel.clip
-    origin = _origin_frames(clip.media_reference, info, src.clip_range, rate)
+    origin = _origin_frames(original_reference(clip), info, src.clip_range, rate)
     clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
     clip_rec_origin = track_frames(src.clip_record.start_time)  # exact: a clip at another rate starts between record frames
     clip_rec_start = round(clip_rec_origin)
@@ -241,6 +271,10 @@ def plan_retake(
             "select at least one whole frame."
         )
     notes: list[str] = list(sel.notes)
+    earlier = sorted({key for piece in shot_run(clip) for key in version_keys(piece)})
+    if earlier:
+        kept = ", ".join(k.replace("retake_", "") for k in earlier)
+        notes.append(f"retaken from the original media; {kept} {'stays' if len(earlier) == 1 else 'stay'} available")
     min_w = limits.min_window_frames(rate)
     max_w = limits.max_window_frames(rate)
     span = lambda a, b: math.ceil(file_frame(b)) - math.floor(file_frame(a))  # noqa: E731
@@ -349,7 +383,7 @@ def plan_retake(
             estimate_usd=limits.estimate_usd(seconds_in),
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
-            source_url=getattr(clip.media_reference, "target_url", ""),
+            source_url=getattr(original_reference(clip), "target_url", ""),
             context=(wa - cut.start_frame, cut.start_frame + cut.frame_count - wb),
         )
     ]

@@ -25,7 +25,7 @@ from .journal import Journal, failpoint
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
 from .paths import file_sha256, safe_stem, same_file
-from .metadata import NS
+from .metadata import NS, original_reference
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .relink import Relinker
 from .ports import (DELIVERIES, ConformSpec, CutSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService,
@@ -194,7 +194,7 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
     plans: list[Plan] = []
     track_ranges: dict = {}  # each track's item ranges, worked out once: planning does not edit the timeline
     for sel in selections:
-        found = relinker.locate(sel.clip, sel.label)
+        found = relinker.locate(sel.clip, sel.label, ref=original_reference(sel.clip))   # a retake is cut from the original
         src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
         if src.media_path not in probed:
             probed[src.media_path] = wiring.media.probe(src.media_path)
