@@ -17,7 +17,7 @@ from .relink import Relinker
 from .selection import Selection, record_timecode, shown_span, timeline_rate
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
-__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
+__all__ = ["SourceClip", "Plan", "media_path_of", "media_key", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
 
 _TR = otio.opentime.TimeRange
 _RT = otio.opentime.RationalTime
@@ -39,6 +39,17 @@ def media_path_of(ref: otio.core.MediaReference, base_dir: Path | None) -> Path:
         raise SelectionError("The clip's media reference has no file path; relink the clip.")
     here = relinker.as_written(written)
     return here if here is not None else Path(written)
+
+
+def media_key(ref) -> str:
+    """What names a clip's media, to tell linked picture and sound: its URL; for offline media (an EDL names no
+    file) the name the reader gave it, e.g. the source file or reel. Empty when nothing names it."""
+    url = getattr(ref, "target_url", None)
+    if url is not None:
+        return url
+    if isinstance(ref, otio.schema.MissingReference) and ref.name:
+        return f"offline:{ref.name}"
+    return ""
 
 
 def time_scalar(clip: otio.schema.Clip) -> Fraction:
@@ -335,7 +346,7 @@ def plan_retake(
             estimate_usd=limits.estimate_usd(seconds_in),
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
-            source_url=getattr(clip.media_reference, "target_url", ""),
+            source_url=media_key(clip.media_reference),
         )
     ]
 
