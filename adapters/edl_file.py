@@ -136,6 +136,7 @@ class _Event:
     sin: int = 0
     sout: int = 0
     tr: int = 0                     # the transition's length (0: a cut)
+    packed: str | None = None       # its facts for the stamps of its items (`_facts_of`)
 
     @property
     def id(self) -> str:
@@ -174,7 +175,7 @@ class _Edl:
 
 def _split_lines(data: bytes) -> tuple[list[_Line], str]:
     try:
-        text_of = data.decode("utf-8")
+        data.decode("utf-8")
         encoding = "utf-8"
     except UnicodeDecodeError:
         encoding = "latin-1"
@@ -430,10 +431,19 @@ def _ltx_records(ev: _Event) -> dict:
     return out
 
 
+def _plain(value):
+    """OTIO's metadata containers (AnyDictionary, AnyVector) as JSON's own."""
+    if hasattr(value, "items"):
+        return dict(value.items())
+    if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
+        return list(value)
+    return str(value)
+
+
 def _ltx_lines(kind: str, value: dict) -> list[str]:
     """A record as comment lines of at most 80 columns; no line starts or ends its chunk with a space, so an NLE
     that trims comment lines cannot change it."""
-    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True, default=_plain)
     first = f"* LTX-RETAKE {kind}: "
     lines, prefix = [], first
     while text:
@@ -449,12 +459,33 @@ def _ltx_lines(kind: str, value: dict) -> list[str]:
 
 # --- reading ----------------------------------------------------------------------------------------------------
 
+_CLOCKS: dict[Fraction, tuple[int, bool]] = {}
+
+
+def _clock(rate: Fraction) -> tuple[int, bool]:
+    """The rate's frames per timecode second and whether it has drop-frame timecode (worked out once per rate)."""
+    found = _CLOCKS.get(rate)
+    if found is None:
+        found = _CLOCKS[rate] = (math.ceil(rate), is_drop_frame_rate(rate))
+    return found
+
+
 def _frames(tc: str, rate: Fraction, df: bool) -> int:
-    return parse_timecode(tc, rate, drop_frame=df and is_drop_frame_rate(rate))
+    """A timecode as a frame number at `rate` (the same count as `timing.parse_timecode`, without its checks per
+    call: an EDL's timecodes are checked against the rate once, when it is decided)."""
+    nominal, can_drop = _clock(rate)
+    hh, mm, ss, ff = int(tc[0:2]), int(tc[3:5]), int(tc[6:8]), int(tc[9:])
+    if ff >= nominal or mm >= 60 or ss >= 60:
+        raise InputError(f"Timecode {tc} is not valid at {rate_text(rate)} fps (frames must be below {nominal}).")
+    minutes = hh * 60 + mm
+    frames = (minutes * 60 + ss) * nominal + ff
+    if df and can_drop:
+        frames -= 2 * (nominal // 30) * (minutes - minutes // 10)
+    return frames
 
 
 def _drop(tc: str, ev: _Event, rate: Fraction) -> bool:
-    return is_drop_frame_rate(rate) and (";" in tc or ev.fcm_drop)
+    return _clock(rate)[1] and (";" in tc or ev.fcm_drop)
 
 
 def _identity(ev: _Event) -> dict:
@@ -643,7 +674,8 @@ def read(data: bytes, path: Path, options: ReadOptions, media_rate: Callable) ->
     last = max(int(ev.number) for ev in edl.events)
     timeline.metadata[NS] = {"edl": {"rate": str(rate), "reel_width": width,
                                      "number_width": min(len(ev.number) for ev in edl.events), "last_number": last}}
-    hidden = sum(1 for ev in edl.events if ev.rout > ev.rin and not any(p[2] is ev for t in tracks.values() for p in t))
+    showing = {id(p[2]) for t in tracks.values() for p in t}
+    hidden = sum(1 for ev in edl.events if ev.rout > ev.rin and id(ev) not in showing)
     if hidden:
         notes.append(f"{hidden} event(s) are wholly covered by later events on the same channels and do not show")
     speed_notes: dict[int, str] = {}
@@ -758,16 +790,14 @@ def _item(ev: _Event, ch: str, a: int, b: int, rate: Fraction, edl: _Edl, speed_
     if effect is not None:
         clip.effects.append(effect)
     cdl = _cdl(ev)
-    clip.metadata[EDL] = {"reel": ev.head.reel}
     if cdl:
         clip.metadata["cdl"] = cdl
-    meta = dict(clip.metadata.get(NS, {}))
-    meta[HINTS] = hints
-    clip.metadata[NS] = meta
     if ch == ev.channels[0]:
         for marker in _markers(ev, a, b, rate, scalar, src):
             clip.markers.append(marker)
     stamp(clip, ev.id, **facts)
+    mine = clip.metadata[NS]   # added in place: OTIO converts metadata anew on every assignment (slow on long EDLs)
+    mine[HINTS] = hints
     return clip
 
 
@@ -839,11 +869,13 @@ def _markers(ev: _Event, a: int, b: int, rate: Fraction, scalar: Fraction, src_a
 
 
 def _facts_of(ev: _Event, rate: Fraction) -> dict:
-    """What `cannot_hold` needs to know of an event without the file: where it lies and what kind of edit it is."""
-    return {"number": ev.number, "rin": ev.rin, "rout": ev.rout, "sin": ev.sin, "sout": ev.sout, "tr": ev.tr,
-            "channels": list(ev.channels), "edit": ev.head.edit.upper(), "split": bool(ev.split),
-            "from_len": (ev.heads[0].line.no if len(ev.heads) > 1 and ev.heads[0].rin != ev.heads[0].rout else 0),
-            "scalar": str(_speed(ev, rate)[0])}
+    """What `cannot_hold` needs to know of an event without the file (where it lies, what kind of edit it is),
+    packed in one string: a long EDL stamps thousands of items."""
+    if ev.packed is None:
+        from_len = ev.heads[0].line.no if len(ev.heads) > 1 and ev.heads[0].rin != ev.heads[0].rout else 0
+        ev.packed = "|".join(str(x) for x in (ev.number, ev.rin, ev.rout, ev.sin, ev.sout, ev.tr, ",".join(ev.channels),
+                                              ev.head.edit.upper(), int(bool(ev.split)), from_len, _speed(ev, rate)[0]))
+    return {"event": ev.packed}
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
@@ -870,9 +902,9 @@ class _Facts:
 
 
 def _facts_from_stamp(eid: str, found: dict) -> _Facts:
-    return _Facts(eid, str(found["number"]), int(found["rin"]), int(found["rout"]), int(found["sin"]),
-                  int(found["sout"]), int(found["tr"]), tuple(found["channels"]), str(found["edit"]),
-                  bool(found["split"]), int(found["from_len"]), Fraction(found["scalar"]))
+    number, rin, rout, sin, sout, tr, channels, edit, split, from_len, scalar = str(found["event"]).split("|")
+    return _Facts(eid, number, int(rin), int(rout), int(sin), int(sout), int(tr), tuple(c for c in channels.split(",") if c),
+                  edit, split == "1", int(from_len), Fraction(scalar))
 
 
 @dataclass
@@ -958,8 +990,6 @@ def _groups(f: _Facts, pieces, start: int, frate: float) -> list[_Group]:
             ch, state = states.pop(0)
             same = [c for c, st in states if st.same(state)]
             states = [(c, st) for c, st in states if not st.same(state)]
-            if state.item is None:   # a covered stretch takes the item of a channel that shows the same there
-                state = next((st for c, st in [(ch, state)] if st.item is not None), state)
             elementary.append(_Group(s, e, tuple(sorted([ch, *same], key=_channel_order)), state))
     merged: list[_Group] = []
     for g in elementary:
@@ -1046,7 +1076,7 @@ def cannot_hold(timeline: otio.schema.Timeline) -> list[str]:
     transitions, keys and split edits, event numbers past the file's width."""
     def facts(eid, pieces):
         found = origin_of(pieces[0].item)
-        return _facts_from_stamp(eid, found) if found and "rin" in found else None
+        return _facts_from_stamp(eid, found) if found and "event" in found else None
 
     groups, problems = _plan(timeline, facts)
     meta = (timeline.metadata.get(NS) or {}).get("edl") or {}
@@ -1158,7 +1188,7 @@ class _Reels:
 
 
 def _tc_text(frame: int, rate: Fraction, df: bool, template: str) -> str:
-    text = format_timecode(int(frame), rate, df and is_drop_frame_rate(rate))
+    text = format_timecode(int(frame), rate, df and _clock(rate)[1])
     return f"{text[:2]}{template[2]}{text[3:5]}{template[5]}{text[6:8]}{template[8]}{text[9:]}"
 
 
