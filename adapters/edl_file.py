@@ -1006,7 +1006,7 @@ def _groups(f: _Facts, pieces, start: int, frate: float) -> list[_Group]:
     return merged
 
 
-def _problems(f: _Facts, groups: list[_Group], pieces, timeline) -> list[str]:
+def _problems(f: _Facts, groups: list[_Group], pieces) -> list[str]:
     """Sentences for what writing this event's groups cannot express."""
     out = []
     shown = [g for g in groups if not g.state.original]
@@ -1066,7 +1066,7 @@ def _plan(timeline, facts_of: Callable[[str, list], _Facts | None]) -> tuple[dic
         if f is None:
             continue
         gs = _groups(f, pieces, start, frate)
-        problems.extend(_problems(f, gs, pieces, timeline))
+        problems.extend(_problems(f, gs, pieces))
         groups[eid] = gs
     return groups, problems
 
@@ -1400,7 +1400,3 @@ def _body(edl: _Edl, ev: _Event, g: _Group, reel: str, src_in: int, rate: Fracti
     if state.versions and state.item is not None:
         out.extend(_records(g, ev, rate, reels, first_of_transition))
     return out
-
-
-def ev_scalar(ev: _Event, rate: Fraction) -> Fraction:
-    return _speed(ev, rate)[0]
