@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import opentimelineio as otio
 
-__all__ = ["NS", "original_name", "original_reference", "has_versions", "version_keys"]
+__all__ = ["NS", "original_name", "original_reference", "has_versions", "version_keys", "media_key"]
 
 NS = "ltx_retake"
 
@@ -30,3 +30,14 @@ def original_reference(clip):
     if has_versions(clip):
         return clip.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY, clip.media_reference)
     return clip.media_reference
+
+
+def media_key(ref) -> str:
+    """What names a clip's media, to tell linked picture and sound and the pieces of one shot: its URL; for offline
+    media (an EDL names no file) the name the reader gave it, e.g. the source file or reel. Empty when nothing names it."""
+    url = getattr(ref, "target_url", None)
+    if url is not None:
+        return url
+    if isinstance(ref, otio.schema.MissingReference) and ref.name:
+        return f"offline:{ref.name}"
+    return ""

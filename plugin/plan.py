@@ -11,13 +11,14 @@ import opentimelineio as otio
 
 from .errors import PlanError, SelectionError, UnsupportedEditError
 from .limits import DEFAULT_CONTEXT_S, WORKING_SIZE, Limits, largest_input_frames
-from .metadata import original_name, original_reference, version_keys
+from .metadata import media_key, original_name, original_reference, version_keys
 from .ports import CutSpec, MediaInfo, RetakeMode
 from .relink import Relinker
 from .selection import Selection, record_timecode, shot_run, shown_span, timeline_rate, visible_range
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
-__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at", "working_size"]
+__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at",
+           "working_size"]
 
 
 _TR = otio.opentime.TimeRange
@@ -383,7 +384,7 @@ def plan_retake(
             estimate_usd=limits.estimate_usd(seconds_in),
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
-            source_url=getattr(original_reference(clip), "target_url", ""),
+            source_url=media_key(original_reference(clip)),
             context=(wa - cut.start_frame, cut.start_frame + cut.frame_count - wb),
         )
     ]

@@ -10,7 +10,7 @@ from fractions import Fraction
 import opentimelineio as otio
 
 from .errors import SelectionError, UnsupportedEditError
-from .metadata import has_versions, original_name, original_reference
+from .metadata import has_versions, media_key, original_name, original_reference
 from .timing import exact_rate, format_timecode, parse_timecode
 
 __all__ = [
@@ -174,11 +174,6 @@ def track_label(timeline: otio.schema.Timeline, index: int) -> str:
     return label + (f" ({t.name!r})" if t.name and t.name != label else "")
 
 
-def _media_key(clip: otio.schema.Clip) -> str:
-    ref = original_reference(clip)
-    return getattr(ref, "target_url", None) or f"{type(ref).__name__}:{getattr(ref, 'name', '')}"
-
-
 def _speed(clip: otio.schema.Clip) -> tuple:
     return tuple((type(e).__name__, getattr(e, "time_scalar", None)) for e in clip.effects)
 
@@ -191,7 +186,8 @@ def same_shot(a, b) -> bool:
         return False
     if not (has_versions(a) or has_versions(b)):
         return False
-    if original_name(a) != original_name(b) or _media_key(a) != _media_key(b) or _speed(a) != _speed(b):
+    if original_name(a) != original_name(b) or _speed(a) != _speed(b) or \
+            media_key(original_reference(a)) != media_key(original_reference(b)):
         return False
     ra, rb = a.source_range, b.source_range
     if ra is None or rb is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .errors import SpliceError
-from .metadata import NS, original_name
+from .metadata import NS, media_key, original_name
 from .paths import safe_stem, shot_name
 from .plan import Plan
 from .selection import clip_showing, clips_on_track, shot_run, timeline_rate, track_label
@@ -174,7 +174,7 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
             if not rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds() or not _covers(rng, w, timeline):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
-            if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
+            if not plan.source_url or media_key(default) != plan.source_url or plan.scalar != 1 or item.effects:
                 break
             rate = item.trimmed_range().start_time.rate
             media_at_start = _frames(item.trimmed_range().start_time, rate) + _frames(plan.record_range.start_time, rate) - _frames(rng.start_time, rate)
