@@ -471,6 +471,18 @@ def test_generated_project_reads_right_and_writes_back_identical(tmp_path, rate)
         source_clip(tl, select_clip(tl, "Opener", "V2"), tmp_path)
     document = read_document(path)
     assert save(document.timeline, tmp_path / "same.fcpxml", document=document).read_bytes() == path.read_bytes()
+    if rate == 25:  # a bundle (.fcpxmld, a folder holding Info.fcpxml) reads as its document and is written as one
+        bundle = tmp_path / "Gen.fcpxmld"
+        bundle.mkdir()
+        (bundle / "Info.fcpxml").write_bytes(path.read_bytes())
+        document = read_document(bundle)
+        assert document.format == "fcpx_xml" and document.source == path.read_bytes()
+        out = save(document.timeline, tmp_path / "Out.fcpxmld", document=document)
+        assert (out / "Info.fcpxml").read_bytes() == path.read_bytes()
+        assert save(document.timeline, tmp_path / "flat.fcpxml", document=document).read_bytes() == path.read_bytes()
+        (bundle / "Info.fcpxml").unlink()
+        with pytest.raises(TimelineReadError, match="Gen.fcpxmld is a bundle without its Info.fcpxml"):
+            read_document(bundle)
 
 
 @pytest.mark.slow
