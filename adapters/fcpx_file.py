@@ -35,10 +35,10 @@ import json
 import math
 import re
 import xml.parsers.expat as expat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import opentimelineio as otio
 
@@ -572,7 +572,7 @@ class _Reader:
         return None
 
     def _media_of(self, el: Element):
-        """For a media clip: (asset or None for an effect, the element naming it, [(element, its local offset)...]).
+        """For a media clip: (asset or None for an effect, the element naming it, the elements from the clip to it).
 
         An asset-clip, video or audio names its asset itself. A <clip> is a media clip when its own content is one
         video or audio element, or a gap holding one (how Final Cut Pro writes detached sound); else None.
@@ -614,9 +614,9 @@ class _Reader:
         return t
 
     def _speed(self, el: Element, media_rate: Fraction | None, scope: _Scope, asset: _Asset | None):
-        """(k, warp): k is local seconds per record second (a rate conform); warp is the effect to put on the item
-        (a LinearTimeWarp for a constant speed, a TimeEffect for what cannot be mapped, None at normal speed), and
-        the time map as a function local -> media time (None without one)."""
+        """(k, effect, mapping): k is local seconds per record second (a speed-changing rate conform); effect is what
+        the item carries (a LinearTimeWarp for a constant speed, a TimeEffect for what cannot be mapped, None at
+        normal speed); mapping turns local time into media time through a time map (None without one)."""
         k = Fraction(1)
         effect = None
         conform = el.first("conform-rate")
@@ -625,27 +625,31 @@ class _Reader:
             if a != b and a in _CONFORMING and b in _CONFORMING:
                 k = b / a
         tmap = el.first("timeMap")
-        mapping = None
-        if tmap is not None:
-            points = [(parse_time(p.get("time"), "a timept time"), parse_time(p.get("value"), "a timept value"))
-                      for p in tmap.kids("timept")]
-            if len(points) >= 2:
-                (t0, v0), (t1, v1) = points[0], points[-1]
-                slope = (v1 - v0) / (t1 - t0) if t1 != t0 else Fraction(0)
-                linear = all(v == v0 + (t - t0) * slope for t, v in points)
-                if not linear:
-                    effect = otio.schema.TimeEffect(name="speed ramp", effect_name="Final Cut Pro speed ramp (time map)")
-                elif asset is not None and asset.start != 0:
-                    effect = otio.schema.TimeEffect(name="retime", effect_name="Final Cut Pro retime of media with a start timecode")
-                elif k != 1:
-                    effect = otio.schema.TimeEffect(name="retime", effect_name="Final Cut Pro retime of rate-conformed media")
-                else:
-                    def mapping(t, t0=t0, v0=v0, slope=slope):
-                        return v0 + (t - t0) * slope
-                    if slope != 1 or v0 != t0:
-                        effect = otio.schema.LinearTimeWarp(name="retime", time_scalar=float(slope))
-        if effect is None and k != 1:
-            effect = otio.schema.LinearTimeWarp(name="rate conform", time_scalar=float(k))
+        points = [(parse_time(p.get("time"), "a timept time"), parse_time(p.get("value"), "a timept value"))
+                  for p in tmap.kids("timept")] if tmap is not None else []
+        if len(points) < 2:
+            if k != 1:
+                effect = otio.schema.LinearTimeWarp(name="rate conform", time_scalar=float(k))
+            return k, effect, None
+
+        def mapping(t: Fraction) -> Fraction:
+            """Local time -> media time along the time map's points (straight between them)."""
+            pairs = list(zip(points, points[1:]))
+            for (t0, v0), (t1, v1) in pairs:
+                if t < t1 or (t0, v0) == pairs[-1][0]:
+                    return v0 + (t - t0) * (v1 - v0) / (t1 - t0) if t1 != t0 else v0
+            return points[-1][1]
+
+        (t0, v0), (t1, v1) = points[0], points[-1]
+        slope = (v1 - v0) / (t1 - t0) if t1 != t0 else Fraction(0)
+        if not all(v == v0 + (t - t0) * slope for t, v in points):
+            effect = otio.schema.TimeEffect(name="speed ramp", effect_name="Final Cut Pro speed ramp (time map)")
+        elif asset is not None and asset.start != 0:
+            effect = otio.schema.TimeEffect(name="retime", effect_name="Final Cut Pro retime of media with a start timecode")
+        elif k != 1:
+            effect = otio.schema.TimeEffect(name="retime", effect_name="Final Cut Pro retime of rate-conformed media")
+        elif slope != 1 or v0 != t0:
+            effect = otio.schema.LinearTimeWarp(name="retime", time_scalar=float(slope))
         return k, effect, mapping
 
     def _media_clip(self, el, found, dur, enabled, name, base, lane, scope, audition):
@@ -1406,7 +1410,6 @@ class _Writer:
         md = f'{self.nl}{indent}{self.unit}<md key="{CLIP_MD}" value="{_attr(value)}"/>'
         if meta.empty:
             return self._text(meta.start, meta.head_end)[:-2].rstrip() + ">" + md + self.nl + indent + "</metadata>"
-        close = self.data.rindex(b"</", meta.start, meta.end)
         last = meta.children[-1].end if meta.children else meta.head_end
         return self._text(meta.start, last) + md + self._text(last, meta.end)
 

@@ -10,7 +10,6 @@ version over exactly the window, checked by the frame index each decoded frame c
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -549,6 +548,7 @@ def test_a_retake_changes_only_that_spine_item_and_shows_over_exactly_the_window
     assert all(now[t][0].endswith("B_retake_v002.mov") == (rs <= t < re_) for t in around)
     (retaken,) = list_versions(read_timeline(second))
     assert (retaken.versions, retaken.active) == (("retake_v001", "retake_v002"), "retake_v002")
+    assert retaken.clip.media_references()["DEFAULT_MEDIA"].target_url.endswith("/A001C002.mov")
     third = tmp_path / "third.fcpxml"
     assert main(["use", str(second), "B", "v001", "-o", str(third)]) == 0
     assert_only_changed(second.read_bytes(), third.read_bytes(), "B_retake_v002", middle.get("offset"))
@@ -582,6 +582,45 @@ def test_a_retake_placed_above_is_a_connected_clip_on_the_first_free_lane(tmp_pa
     gone, new, _ = structural_diff(after, off.read_bytes())
     assert [dict(r[2]).get("enabled") for r in new if r[1] == "asset-clip"] == ["0"]
     assert list_versions(read_timeline(off))[0].active == "original"
+
+
+def test_a_version_at_a_rate_no_format_has_gets_its_own_format(tmp_path):
+    """The writer alone, on a timeline edited by hand as a splice leaves it (no media needed): a version of the whole
+    of B at 50 fps in a 25 fps project adds a <format> of that rate and the source's size."""
+    project = make_fcpxml(Fraction(25))
+    path = tmp_path / "gen.fcpxml"
+    path.write_text(project.text)
+    tl = read_timeline(path)
+    b = select_clip(tl, "B").clip
+    refs = dict(b.media_references())
+    start = b.source_range.start_time.rescaled_to(50)
+    version = otio.schema.ExternalReference(target_url=str(tmp_path / "B_retake_v001.mov"),
+                                            available_range=otio.opentime.TimeRange(start, otio.opentime.RationalTime(150, 50)))
+    version.name = "B_retake_v001"
+    version.metadata["ltx_retake"] = {"prompt": "dusk & \"rain\" <soon>"}
+    refs["retake_v001"] = version
+    b.set_media_references(refs, "retake_v001")
+    b.metadata["ltx_retake"] = {**b.metadata["ltx_retake"], "original_name": "B", "active": "retake_v001",
+                                "placement": "splice", "versions": {"retake_v001": {"prompt": "dusk"}}}
+    b.name = "B_retake_v001"
+    out = fcpx_file.write(path.read_bytes(), tl, path)
+    check_dtd_structure(out)
+    assert_only_changed(path.read_bytes(), out, "B", XmlView(path.read_bytes()).sequence().find("spine")[1].get("offset"))
+    root = ET.fromstring(out)
+    (fmt,) = [f for f in root.iter("format") if f.get("frameDuration") == "1/50s"]
+    assert (fmt.get("width"), fmt.get("height")) == ("1920", "1080")
+    (asset,) = [a for a in root.iter("asset") if a.get("name") == "B_retake_v001"]
+    assert asset.get("format") == fmt.get("id") and asset.get("start") == f"{fcpx_file._seconds(start)}s".replace("/1s", "s")
+    again = read_timeline(_write(tmp_path / "again.fcpxml", out))
+    clip = select_clip(again, "B_retake_v001").clip
+    assert clip.media_references()["DEFAULT_MEDIA"].target_url.endswith("A001C002.mov")
+    assert clip.media_references()["retake_v001"].metadata["ltx_retake"]["prompt"] == 'dusk & "rain" <soon>'
+    assert clip.metadata["fcpx_xml"]["roles"] == {"audioRole": "dialogue"}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 # --- what else is read right ----------------------------------------------------------------------------------------
