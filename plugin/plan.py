@@ -10,14 +10,15 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .errors import PlanError, SelectionError, UnsupportedEditError
-from .limits import Limits, largest_input_frames
+from .limits import DEFAULT_CONTEXT_S, WORKING_SIZE, Limits, largest_input_frames
 from .metadata import original_name
 from .ports import CutSpec, MediaInfo, RetakeMode
 from .relink import Relinker
 from .selection import Selection, record_timecode, shown_span, timeline_rate
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
-__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
+__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at", "working_size"]
+
 
 _TR = otio.opentime.TimeRange
 _RT = otio.opentime.RationalTime
@@ -139,6 +140,7 @@ class Plan:
     price_basis: str = ""
     record_timecode: str = ""
     source_url: str = ""                    # the clip's media reference as the timeline writes it
+    context: tuple[int, int] = (0, 0)       # file frames of context sent before and after the window
 
     @property
     def input_seconds(self) -> float:
@@ -146,11 +148,13 @@ class Plan:
 
     def summary(self) -> str:
         rate = self.media.frame_rate
+        before, after = (float(Fraction(n) / rate) for n in self.context)
+        cost = f", estimated ${self.estimate_usd:.2f}" if self.estimate_usd is not None else ""
         return (
             f"{self.label}: retake {self.record_timecode} ({self.window_frames} frames, {self.duration:.3f} s) "
             f"from {Path(self.media.path).name} frames {self.window_start_frame}-{self.window_start_frame + self.window_frames - 1}; "
-            f"input cut {self.cut.total_frames} frames ({self.input_seconds:.2f} s at {rate_text(rate)} fps), "
-            f"window at {self.start_time:.3f} s"
+            f"context {before:.2f} s before and {after:.2f} s after; input cut {self.cut.total_frames} frames "
+            f"({self.input_seconds:.2f} s at {rate_text(rate)} fps){cost}, window at {self.start_time:.3f} s"
         )
 
 
@@ -176,8 +180,13 @@ def plan_retake(
     provider: str,
     model: str,
     split: bool = False,
+    context_s: float | None = DEFAULT_CONTEXT_S,
+    max_size: tuple[int, int] | None = WORKING_SIZE,
 ) -> list[Plan]:
-    """Plan the retake of one selection: widen short windows, refuse long ones (or split when asked), add handles."""
+    """Plan the retake of one selection: widen short windows, refuse long ones (or split when asked), add handles.
+
+    `context_s` is the footage sent on each side of the window (None: as much as the service takes); `max_size` the
+    picture size the input is cut at when the source is larger (None: the source's own size)."""
     sel = src.selection
     prompt = (prompt or "").strip()
     if not prompt:
@@ -257,7 +266,8 @@ def plan_retake(
             piece = Selection(sel.track_index, clip, record_span(a, b), sel.prompt,
                               f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
             sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate, src.shown_record)
-            for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model):
+            for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model,
+                                 context_s=context_s, max_size=max_size):
                 out.append(_with_note(p, notes_split))
         return out
 
@@ -296,8 +306,12 @@ def plan_retake(
             )
         notes.append(f"the clip is shorter than {limits.min_window_s:g} s; the window uses media beyond its in and out points")
     w = wb - wa
-    cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate)
+    context = None if context_s is None else math.ceil(Fraction(context_s).limit_denominator(1000) * rate)
+    cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate, context)
     notes.extend(cut_notes)
+    cut, size_note = _at_working_size(cut, info, max_size)
+    if size_note:
+        notes.append(size_note)
 
     record = record_span(ra, rb)
     shown = src.shown_record or src.clip_record
@@ -336,6 +350,7 @@ def plan_retake(
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
             source_url=getattr(clip.media_reference, "target_url", ""),
+            context=(wa - cut.start_frame, cut.start_frame + cut.frame_count - wb),
         )
     ]
 
@@ -354,10 +369,23 @@ def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> ot
     return _RT(float(frames_between_rates(frames, from_rate, to_rate)), to_rate)
 
 
-def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction) -> tuple[CutSpec, int, list[str]]:
-    """The input clip: the window plus as much context as the limits allow, balanced around it, 8k+1 frames."""
+def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction,
+               context: int | None = None) -> tuple[CutSpec, int, list[str]]:
+    """The input clip: the window plus `context` frames each side (None: as much as the limits allow), balanced
+    around it, 8k+1 frames, never under the model's minimum input (the context grows to reach it, and says so)."""
     w = wb - wa
     longest = limits.max_input_frames(rate)
+    notes_: list[str] = []
+    if context is not None:
+        wanted = largest_input_frames(w + 2 * context, limits.frame_multiple)
+        floor = max(limits.min_input_frames, w)
+        if wanted < floor:
+            wanted = floor if (floor - 1) % limits.frame_multiple == 0 else \
+                largest_input_frames(floor, limits.frame_multiple) + limits.frame_multiple
+            if wanted > w + 2 * context:
+                notes_.append(f"the context grew to {float(Fraction(wanted - w, 2) / rate):.2f} s a side: the model "
+                              f"needs an input of at least {limits.min_input_frames} frames")
+        longest = min(longest, max(wanted, w))
     before, after = wa, info.frame_count - wb
     context = longest - w
     pre = min(before, max(context // 2, context - after))
@@ -387,7 +415,28 @@ def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction
         pad_head = pad - pad_tail
         notes.append(f"the media runs out before {target} frames: {pad} frame(s) of its {'last' if pad_tail else 'first'} frame pad the input (never the window)")
     cut = CutSpec(info.path, wa - pre, w + pre + post, rate, pad_head=pad_head, pad_tail=pad_tail)
-    return cut, pad_head + pre, notes
+    return cut, pad_head + pre, notes_ + notes
+
+
+def working_size(width: int, height: int, max_size: tuple[int, int] | None) -> tuple[int, int]:
+    """A picture's size scaled down to fit `max_size` either way up (never up), in even numbers."""
+    if max_size:
+        long_side, short_side = max(max_size), min(max_size)
+        box = (long_side, short_side) if width >= height else (short_side, long_side)
+        scale = min(Fraction(1), Fraction(box[0], width), Fraction(box[1], height))
+        width, height = width * scale, height * scale
+    return max(2, int(width / 2 + Fraction(1, 2)) * 2), max(2, int(height / 2 + Fraction(1, 2)) * 2)
+
+
+def _at_working_size(cut: CutSpec, info: MediaInfo, max_size: tuple[int, int] | None) -> tuple[CutSpec, str]:
+    """The cut at the service's working size when the source is larger, and a sentence saying so."""
+    shown = (info.display_width, info.display_height)
+    sent = working_size(*shown, max_size)
+    cut = replace(cut, max_size=max_size)
+    if sent == working_size(*shown, None):
+        return cut, ""
+    return cut, (f"the picture is sent at {sent[0]}x{sent[1]}, the size the model works at, and the version is scaled "
+                 f"back up to {shown[0]}x{shown[1]} (--full-res sends the original size)")
 
 
 def timecode_at(info: MediaInfo, frame: int) -> str | None:
