@@ -294,7 +294,7 @@ class _Reader:
         m = re.match(r"^1\.(\d+)$", self.version)
         if not m or not 5 <= int(m.group(1)) <= 13:
             raise TimelineReadError(f"{name} is FCPXML version {self.version or '(none)'}; versions 1.5 to 1.13 are read. "
-                                    "Export it again from Final Cut Pro (File > Export XML).")
+                                    "Export it again from Final Cut Pro choosing version 1.13 or earlier (File > Export XML).")
         self.minor = int(m.group(1))
         self.formats: dict[str, _Format] = {}
         self.assets: dict[str, _Asset] = {}
