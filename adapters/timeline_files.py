@@ -39,11 +39,20 @@ from ..selection import require_lengths
 from ..timing import exact_rate
 
 __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "save", "losses", "readable_suffixes",
-           "format_of", "FAITHFUL"]
+           "format_of", "FAITHFUL", "BUNDLES", "bundle_document"]
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
-FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file"}
+FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file", "fcpx_xml": "fcpx_file"}
 _NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF", "otio_json": "OTIO JSON"}
+
+# timeline bundles: a folder whose one file is the document (Final Cut Pro's .fcpxmld holds Info.fcpxml)
+BUNDLES: dict[str, str] = {".fcpxmld": "Info.fcpxml"}
+
+
+def bundle_document(path: str | Path) -> Path | None:
+    """The document inside a timeline bundle (X.fcpxmld/Info.fcpxml); None for any other path."""
+    inner = BUNDLES.get(Path(path).suffix.lower())
+    return Path(path) / inner if inner else None
 
 
 def readable_suffixes() -> dict[str, str]:
@@ -57,6 +66,9 @@ def readable_suffixes() -> dict[str, str]:
         if "read_from_file" in features or "read_from_string" in features:
             for suffix in adapter.suffixes:
                 out.setdefault(suffix.lower(), adapter.name)
+    for bundle, inner in BUNDLES.items():  # read as the document they hold
+        if Path(inner).suffix.lower().lstrip(".") in out:
+            out[bundle.lstrip(".")] = out[Path(inner).suffix.lower().lstrip(".")]
     return out
 
 
@@ -129,7 +141,7 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
     path = Path(path).absolute()
     if not path.exists():
         raise TimelineReadError(f"The timeline {path} does not exist; check the path.")
-    if path.is_dir() and path.suffix.lower() != ".otiod":
+    if path.is_dir() and path.suffix.lower() != ".otiod" and bundle_document(path) is None:
         raise TimelineReadError(f"{path} is a folder, not a timeline file.")
     try:
         adapter = format_of(path)
@@ -138,7 +150,11 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
         raise TimelineReadError(f"No installed OTIO adapter reads {path.suffix or 'suffix-less'} files ({path.name}); "
                                 f"readable: {known}.") from None
     module = _module(adapter)
-    data = None if path.is_dir() else path.read_bytes()
+    inner = bundle_document(path)
+    if inner is not None and not inner.is_file():
+        raise TimelineReadError(f"{path.name} is a bundle without its {inner.name}; export it again from the NLE "
+                                "(File > Export XML in Final Cut Pro).")
+    data = inner.read_bytes() if inner is not None else None if path.is_dir() else path.read_bytes()
     notes: list[str] = []
     try:
         if module is not None:
@@ -277,9 +293,10 @@ def save(timeline: otio.schema.Timeline, path: str | Path, *, document: Document
     for p in protect:  # holds even with overwrite: --force replaces an old output, never the input
         if same_file(Path(p), path):
             raise InputError(f"Refusing to overwrite the input timeline {path.name}; give another -o path, or --in-place.")
-    if path.is_dir():
+    target = bundle_document(path) or path  # a bundle is written as the document it holds
+    if target.is_dir():
         raise InputError(f"{path} is a folder; give the timeline file to write, e.g. {path / 'retakes.otio'}.")
-    if path.exists() and not overwrite:
+    if target.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another output path or pass --force to replace it.")
     adapter = format_of(path)
     check_writable(path)
@@ -309,8 +326,10 @@ def save(timeline: otio.schema.Timeline, path: str | Path, *, document: Document
                 otio.adapters.write_to_file(timeline, str(temp), adapter_name=adapter, **kwargs)
             except Exception as exc:
                 raise InputError(f"OTIO's {adapter} writer failed ({_why(exc)}); write .otio to keep every version.") from None
-        return write_atomic(path, produce, verify=verify)
-    return write_atomic(path, data, verify=verify)
+        write_atomic(target, produce, verify=verify)
+        return path
+    write_atomic(target, data, verify=verify)
+    return path
 
 
 def _why(exc: Exception) -> str:

@@ -17,6 +17,8 @@ TIMELINES = [
     "edl/avid_2997df_colon_tc.edl",
     "edl/avid_cdl_loc_markers.edl",
     "edl/premiere_25fps_effects.edl",
+    "fcpxml/fcp111_5994_mixed_rates.fcpxml",
+    "fcpxml/fcp113_audition_conform.fcpxml",
     "fcp7xml/premiere_disabled_clips.xml",
     "fcp7xml/premiere_example.xml",
     "otio/hiero_timeline_sq001.otio",
