@@ -31,7 +31,7 @@ from typing import Callable
 import opentimelineio as otio
 
 from ..document import ReadOptions
-from ..errors import InputError, TimelineReadError
+from ..errors import InputError, RateUndecidedError, TimelineReadError
 from ..metadata import NS
 from ..origin import added_tracks, origin_of, pieces_by_origin, stamp, unchanged
 from ..relink import HINTS
@@ -356,15 +356,15 @@ def decide_rate(name: str, evidence: RateEvidence, given: Fraction | None,
                 f"{name}: its media {label} runs at {rate_text(r)} fps, but its timecodes do not fit that rate "
                 f"({evidence.describe()}; {fits_text}); relink the events to their own media (--map-path, "
                 "--media-search).")
-        raise TimelineReadError(
+        raise RateUndecidedError(
             f"{name} does not say its frame rate and its media run at {_rates(sorted(distinct))} fps, which count the "
-            f"same frames; give the EDL's rate with --rate ({_rates(candidates)}).")
+            f"same frames; give the EDL's rate with --rate ({_rates(candidates)}).", candidates)
     if evidence.drop and fitting:
         rate = fitting[0]
         return rate, f"{name} is counted at {rate_text(rate)} fps drop-frame (its drop-frame timecode; {evidence.describe()})"
     if len(fitting) == 1:
         return fitting[0], f"{name} is counted at {rate_text(fitting[0])} fps (the only rate its timecodes fit)"
-    raise TimelineReadError(f"{name} does not say its frame rate: {fits_text} ({evidence.describe()}); {how_ask}.")
+    raise RateUndecidedError(f"{name} does not say its frame rate: {fits_text} ({evidence.describe()}); {how_ask}.", fitting)
 
 
 def _evidence(edl: _Edl) -> RateEvidence:
