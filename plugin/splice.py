@@ -17,12 +17,14 @@ from .errors import SpliceError
 from .metadata import NS, media_key, original_name
 from .paths import safe_stem, shot_name
 from .plan import Plan
+from .ports import RetakeMode
 from .selection import clip_showing, clips_on_track, shot_run, timeline_rate, track_label
 
-__all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
+__all__ = ["NS", "Version", "splice_version", "place_above", "carries_sound_above", "RETAKE_SOUND_TRACK_NAME", "version_key", "version_name", "next_version_number",
            "versions_on", "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
 
 RETAKE_TRACK_NAME = "LTX Retakes"
+RETAKE_SOUND_TRACK_NAME = "LTX Retakes (sound)"
 _TR = otio.opentime.TimeRange
 _RT = otio.opentime.RationalTime
 _KEY = re.compile(r"^retake_v(\d{3,})$")
@@ -311,28 +313,73 @@ def _put_back(parent: otio.core.Composition, index: int, count: int, backup: oti
 
 
 def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
-    """Put the retake on the first track above that is free over the window (a new track when none is)."""
+    """Put the retake on the first track above that is free over the window (a new track when none is). A retake that
+    changes the sound of a picture clip puts the new sound on the first free sound track above the clip's own sound
+    (a new one when none is), in sync: the original tracks are untouched. All or nothing."""
     clip, rng = _locate(timeline, plan)
     before = _lengths(timeline, plan)
     source_track = timeline.tracks[plan.track_index]
     window = _inside(plan.record_range, rng)
+    sound_too = carries_sound_above(timeline, plan)
+    sound_from = _sound_track_above(timeline, plan) if sound_too else None
+    undo: list = []
+    try:
+        new = _place_on_free_track(timeline, plan, version, clip, source_track.kind, plan.track_index + 1, window,
+                                   RETAKE_TRACK_NAME, undo)
+        if sound_too:
+            _place_on_free_track(timeline, plan, version, clip, otio.schema.TrackKind.Audio, sound_from, window,
+                                 RETAKE_SOUND_TRACK_NAME, undo)
+        _check_unchanged(timeline, before, plan)
+    except BaseException:  # all or nothing: the tracks above go back to what they were
+        for take_back in reversed(undo):
+            take_back()
+        raise
+    return new
+
+
+def carries_sound_above(timeline: otio.schema.Timeline, plan: Plan) -> bool:
+    """Whether a retake placed above puts new sound on a sound track too: its mode changes the sound of a picture clip
+    whose media has sound."""
+    return (plan.mode != RetakeMode.REPLACE_VIDEO and plan.media.has_audio
+            and timeline.tracks[plan.track_index].kind == otio.schema.TrackKind.Video)
+
+
+def _sound_track_above(timeline: otio.schema.Timeline, plan: Plan) -> int:
+    """Where the search for a free sound track starts: above the clip's own (linked) sound, else at the first one."""
+    linked = [p.track_index for p in linked_sound(timeline, plan)]
+    if linked:
+        return max(linked) + 1
+    audio = [i for i, t in enumerate(timeline.tracks) if t.kind == otio.schema.TrackKind.Audio]
+    return audio[0] if audio else len(timeline.tracks)
+
+
+def _place_on_free_track(timeline: otio.schema.Timeline, plan: Plan, version: Version, clip: otio.schema.Clip, kind: str,
+                         first: int, window: otio.opentime.TimeRange, name: str, undo: list) -> otio.schema.Clip:
+    """Put the version on the first track of `kind` from index `first` that is free over the window, or on a new one."""
     target = None
-    for i in range(plan.track_index + 1, len(timeline.tracks)):
+    for i in range(first, len(timeline.tracks)):
         t = timeline.tracks[i]
-        if t.kind == source_track.kind and _is_free(t, window):
+        if t.kind == kind and _is_free(t, window):
             target = t
             break
-    added = target is None
     if target is None:
-        target = otio.schema.Track(name=RETAKE_TRACK_NAME, kind=source_track.kind)
+        target = otio.schema.Track(name=name, kind=kind)
         timeline.tracks.append(target)
-    kept = [] if added else [item.clone() for item in target]  # copies, for the reason splice_version keeps one
+        undo.append(lambda: timeline.tracks.__delitem__(len(timeline.tracks) - 1))
+    else:
+        kept = [item.clone() for item in target]  # copies, for the reason splice_version keeps one
+
+        def restore(track=target, items=kept):
+            del track[:]
+            track.extend(items)
+        undo.append(restore)
     rate = plan.source_range.duration.rate  # as long on the track as the window, whatever rate the media counts in
     new = otio.schema.Clip(name=version.name, source_range=_TR(plan.source_range.start_time, window.duration.rescaled_to(rate)))
     new.set_media_references({version.key: _version_reference(plan, version)}, version.key)
     for effect in clip.effects:
         if isinstance(effect, otio.schema.LinearTimeWarp):
             new.effects.append(copy.deepcopy(effect))
+    source_track = timeline.tracks[plan.track_index]
     new.metadata[NS] = {
         "original_name": plan.clip_name,
         "version": version.number,
@@ -341,16 +388,7 @@ def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) ->
         "placement": "above",
         "source_track": source_track.name or plan.track_index,
     }
-    try:
-        _overwrite_gap(target, new, window)
-        _check_unchanged(timeline, before, plan)
-    except BaseException:  # all or nothing: the track above goes back to what it was
-        if added:
-            del timeline.tracks[len(timeline.tracks) - 1]
-        else:
-            del target[:]
-            target.extend(kept)
-        raise
+    _overwrite_gap(target, new, window)
     return new
 
 
@@ -427,6 +465,12 @@ def describe_landing(timeline: otio.schema.Timeline, plan: Plan, placement: str)
     """One sentence saying where the result will land, for the user before anything is sent."""
     where = f"{plan.record_timecode} on {track_label(timeline, plan.track_index)}"
     if placement == "above":
-        return f"The retake of {plan.clip_name!r} will go on the first free track above, at {where}; the original track is untouched."
+        said = f"The retake of {plan.clip_name!r} will go on the first free track above, at {where}; the original track is untouched."
+        if carries_sound_above(timeline, plan):
+            said += (" Its new sound goes on the first free sound track above the clip's own sound, in sync; the "
+                     "original sound still plays under it there, so mute it to hear only the retake.")
+        elif plan.mode != RetakeMode.REPLACE_VIDEO and timeline.tracks[plan.track_index].kind == otio.schema.TrackKind.Video:
+            said += " The source has no sound, so no sound track is added."
+        return said
     return (f"The retake of {plan.clip_name!r} will replace {where} as a new version (the original stays one call away); "
             "neighbours do not move.")
