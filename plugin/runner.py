@@ -198,7 +198,7 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
         if src.media_path not in probed:
             probed[src.media_path] = wiring.media.probe(src.media_path)
-            if found.relinked:
+            if found.relinked and not probed[src.media_path].variable_frame_rate:
                 _check_relinked(sel, src, probed[src.media_path], found)
         prompt = sel.prompt if order.markers else order.prompt
         if order.markers and order.prompt:
