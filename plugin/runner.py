@@ -211,17 +211,21 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
             plans.append(plan)
     _refuse_overlaps(plans)
     _refuse_undeliverable(plans, order.delivery)
-    taken = {p.stem for p in media_dir.glob("*")} if media_dir.exists() else set()
-    taken |= {Path(p).stem for p in reserved if Path(p).parent == media_dir.absolute()}
+    # Versions count per clip: the clip's own on this timeline, and those runs still in flight will give it. A file of
+    # that name already on disk (another timeline's, or an earlier run's) is never written over: this timeline's
+    # version then goes in a folder named after the output.
+    in_flight = {Path(p).stem for p in reserved if media_dir.absolute() in Path(p).parents}
     numbers: dict[str, int] = {}
     on_timeline = versions_on(timeline) if plans else {}  # one pass over the clips, not one per job
     jobs = []
+    claimed: set[Path] = set()
     for i, plan in enumerate(plans, 1):
-        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, taken, on_timeline=on_timeline)
+        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, in_flight, on_timeline=on_timeline)
         numbers[plan.clip_name] = n + 1
-        suffix = _delivery(order.delivery, plan.media.path)[1]
-        version = Version(n, plan.clip_name, Path(media_dir / f"{safe_stem(version_name(plan.clip_name, n))}{suffix}").absolute(), {})
-        jobs.append(Job(id=f"job{i}", plan=plan, version=version))
+        name = f"{safe_stem(version_name(plan.clip_name, n))}{_delivery(order.delivery, plan.media.path)[1]}"
+        path = _free_version_path(media_dir, name, order.output, claimed)
+        claimed.add(path)
+        jobs.append(Job(id=f"job{i}", plan=plan, version=Version(n, plan.clip_name, path, {})))
     _check_output(document, jobs, order, wiring)
     for job in jobs:
         plan = job.plan
@@ -232,6 +236,21 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         if plan.estimate_usd:
             log(JobEvent(job.id, Step.PLANNED, f"estimated cost ${plan.estimate_usd:.2f} ({plan.price_basis})"))
     return document, jobs, media_dir
+
+
+def _free_version_path(media_dir: Path, name: str, output: Path, claimed: set[Path]) -> Path:
+    """Where a version file goes: `media_dir/name`, unless a file of that name is there already (never written over):
+    then `media_dir/<output's name>/name`, and `-2`, `-3` ... before the suffix if even that is taken."""
+    path = (media_dir / name).absolute()
+    if not path.exists() and path not in claimed:
+        return path
+    folder = media_dir.absolute() / safe_stem(output.stem)
+    stem, suffix = Path(name).stem, Path(name).suffix
+    path, k = folder / name, 1
+    while path.exists() or path in claimed:
+        k += 1
+        path = folder / f"{stem}-{k}{suffix}"
+    return path
 
 
 def _check_relinked(sel: Selection, src, info: MediaInfo, found) -> None:

@@ -167,7 +167,7 @@ def test_placement_above_over_real_http_and_versions_switch(tmp_path):
                                  provider="local", model="m", range=("50", "110")), wiring)
         assert second.exit_code == 0, second.jobs[0].error
     tl = read_timeline(tmp_path / "v2.otio")
-    assert [t.name for t in tl.tracks] == ["V1", "LTX Retakes"]
+    assert [t.name for t in tl.tracks] == ["V1", "LTX Retakes", "LTX Retakes (sound)"]   # the first one changed the sound
     assert second.jobs[0].version.name == "B_retake_v002"  # numbering continues across placements
     assert sorted(p.name for p in first.media_dir.iterdir()) == ["B_retake_v001.mov", "B_retake_v002.mov"]
 
