@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -37,13 +36,13 @@ from ..metadata import NS
 from ..paths import same_file
 from ..relink import Relinker
 from ..selection import require_lengths
-from ..timing import exact_rate, rate_text
+from ..timing import exact_rate
 
 __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "save", "losses", "readable_suffixes",
-           "format_of", "FAITHFUL", "sniff_edl_rate"]
+           "format_of", "FAITHFUL"]
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
-FAITHFUL: dict[str, str] = {}
+FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file"}
 _NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF", "otio_json": "OTIO JSON"}
 
 
@@ -79,23 +78,6 @@ def _module(adapter: str):
 
 # --- reading ---------------------------------------------------------------------------------------------------
 
-def _edl_markers_to_source_time(timeline: otio.schema.Timeline) -> None:
-    """OTIO's CMX reader puts LOC markers on clips in absolute record time; clip markers live in source time."""
-    start = timeline.global_start_time
-    offset = start.value if start is not None else 0
-    for track in timeline.tracks:
-        ranges = track.range_of_all_children()
-        for item in track:
-            if not isinstance(item, otio.schema.Clip):
-                continue
-            rec = ranges[item]
-            rate = item.source_range.start_time.rate
-            for m in item.markers:
-                at = m.marked_range.start_time.rescaled_to(rate).value - offset - rec.start_time.rescaled_to(rate).value
-                dur = m.marked_range.duration.rescaled_to(rate) if m.marked_range.duration.value else otio.opentime.RationalTime(0, rate)
-                m.marked_range = otio.opentime.TimeRange(item.source_range.start_time + otio.opentime.RationalTime(at, rate), dur)
-
-
 def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     """Fix quirks on read: an EDL's negative record start becomes the timeline's global start."""
     starts = [t.source_range.start_time for t in timeline.tracks if t.source_range is not None]
@@ -109,36 +91,8 @@ def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     return timeline
 
 
-_EDL_TC = re.compile(r"\b\d{2}[:;]\d{2}[:;]\d{2}[:;](\d{2})\b")
-
-
-def sniff_edl_rate(text: str) -> Fraction:
-    """Guess a CMX EDL's rate: drop-frame FCM says 29.97; frame fields of 24 or more rule out 24 fps."""
-    fcm = re.search(r"^\s*FCM:\s*(DROP|NON-DROP)\s+FRAME", text, re.MULTILINE | re.IGNORECASE)
-    highest = max((int(m.group(1)) for m in _EDL_TC.finditer(text)), default=0)
-    if fcm and fcm.group(1).upper() == "DROP":
-        return Fraction(30000, 1001)
-    if highest >= 25:
-        return Fraction(30000, 1001) if fcm else Fraction(30)
-    if highest == 24:
-        return Fraction(25)
-    return Fraction(24)
-
-
 def _read_with_otio(path: Path, adapter: str, options: ReadOptions) -> list[otio.schema.Timeline]:
-    if adapter == "cmx_3600":
-        text = path.read_text(encoding="utf-8", errors="replace")
-        rate = options.rate or sniff_edl_rate(text)
-        try:
-            result = otio.adapters.read_from_string(text, "cmx_3600", rate=float(rate))
-        except Exception as exc:
-            if "duration" not in str(exc):
-                raise
-            result = otio.adapters.read_from_string(text, "cmx_3600", rate=float(rate), ignore_timecode_mismatch=True)
-        _edl_markers_to_source_time(_normalise(result))
-    else:
-        result = otio.adapters.read_from_file(str(path))
-    return _timelines_in(result)
+    return _timelines_in(otio.adapters.read_from_file(str(path)))
 
 
 def _timelines_in(obj) -> list[otio.schema.Timeline]:

@@ -14,10 +14,10 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .errors import SpliceError
-from .metadata import NS, original_name
+from .metadata import NS, media_key, original_name
 from .paths import safe_stem, shot_name
 from .plan import Plan
-from .selection import clip_showing, clips_on_track, timeline_rate, track_label
+from .selection import clip_showing, clips_on_track, shot_run, timeline_rate, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
            "versions_on", "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
@@ -122,13 +122,28 @@ def _window_in_clip(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRang
 
 def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
     """The clip that shows the planned record range now (earlier splices may have split the original)."""
+    return _locate_run(timeline, plan)[0]
+
+
+def _locate_run(timeline: otio.schema.Timeline, plan: Plan) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
+    """The pieces of the planned shot that the window falls on, in order, with their ranges in the track: one clip, or
+    several where earlier retakes split it (original | v001 | original is one shot)."""
     track = timeline.tracks[plan.track_index]
     ranges = track.range_of_all_children()  # once: a splice looks at one window, not at every clip twice
     shown = clip_showing(track, plan.record_range, ranges)  # in a nest, lower layers hold the window too: the top one shows
-    if shown is not None:  # its range as clips_on_track gives it: the track's own for a clip on it, else through the nests
-        rng = ranges[shown] if shown in ranges else shown.transformed_time_range(shown.trimmed_range(), track)
-        if _covers(rng, plan.record_range, timeline) and original_name(shown) == plan.clip_name:
-            return shown, rng
+    if shown is not None and original_name(shown) == plan.clip_name:
+        def where(piece):  # its range as clips_on_track gives it: the track's own for a clip on it, else through the nests
+            return ranges[piece] if piece in ranges else piece.transformed_time_range(piece.trimmed_range(), track)
+        w = plan.record_range
+        run = [(piece, where(piece)) for piece in shot_run(shown)]
+        touched = [(piece, rng) for piece, rng in run
+                   if rng.end_time_exclusive().to_seconds() > w.start_time.to_seconds() + 1e-9
+                   and rng.start_time.to_seconds() < w.end_time_exclusive().to_seconds() - 1e-9]
+        if touched:
+            first, last = touched[0][1], touched[-1][1]
+            whole = _TR(first.start_time, last.end_time_exclusive() - first.start_time)
+            if _covers(whole, w, timeline):
+                return touched
     raise SpliceError(
         f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
         "it was edited since the retake was planned. Retake again on the current timeline."
@@ -159,7 +174,7 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
             if not rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds() or not _covers(rng, w, timeline):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
-            if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
+            if not plan.source_url or media_key(default) != plan.source_url or plan.scalar != 1 or item.effects:
                 break
             rate = item.trimmed_range().start_time.rate
             media_at_start = _frames(item.trimmed_range().start_time, rate) + _frames(plan.record_range.start_time, rate) - _frames(rng.start_time, rate)
@@ -176,13 +191,39 @@ def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> N
 
 
 def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version, *, undo: list | None = None) -> otio.schema.Clip:
-    """Split the clip at the window's edges; the middle part gets the retake as its active media reference.
+    """Split the clip at the window's edges; the part inside gets the retake as its active media reference.
 
-    All or nothing: the pieces are built aside and swapped in last; a refusal leaves the timeline as it was.
-    `undo`, when given, gets a function that takes the splice back (for a caller splicing several tracks as one).
+    Where earlier retakes split the shot into pieces, each piece the window falls on is split the same way and the
+    parts inside all get the new version (beside the versions they had). All or nothing: a refusal leaves the
+    timeline as it was. `undo`, when given, gets a function that takes the splice back (for a caller splicing several
+    tracks as one). Returns the first part that shows the new version.
     """
-    clip, rng = _locate(timeline, plan)
+    pieces = _locate_run(timeline, plan)
     before = _lengths(timeline, plan)
+    done: list = []
+    inside: list[otio.schema.Clip] = []
+    try:
+        for clip, rng in reversed(pieces):   # from the last: splitting a piece never moves the ones before it
+            middle = _splice_piece(plan, version, clip, rng, done, whole=len(pieces) == 1)
+            if middle is not None:
+                inside.insert(0, middle)
+        if not inside:
+            raise SpliceError(f"{plan.label}: the window {plan.record_timecode} holds no whole frame of clip "
+                              f"{plan.clip_name!r}; retake a longer part of it.")
+        _check_unchanged(timeline, before, plan)
+    except BaseException:
+        for take_back in reversed(done):
+            take_back()
+        raise
+    if undo is not None:
+        undo.extend(done)
+    return inside[0]
+
+
+def _splice_piece(plan: Plan, version: Version, clip: otio.schema.Clip, rng: otio.opentime.TimeRange, done: list, *,
+                  whole: bool) -> otio.schema.Clip | None:
+    """Split one piece at the window's edges (clamped to it) and give the part inside the version; None when the window
+    holds none of its frames (and `whole` is False: the piece only touches the window by rounding)."""
     trimmed = clip.trimmed_range()
     rate = trimmed.duration.rate
     clip_frames = _frames(trimmed.duration, rate)
@@ -190,6 +231,8 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version,
     length_f = end_f - offset_f
     length = otio.opentime.RationalTime(length_f, rate)
     if length_f < 1:
+        if not whole:
+            return None
         raise SpliceError(f"{plan.label}: the window {plan.record_timecode} holds no whole frame of clip {clip.name!r}; "
                           "retake a longer part of it.")
     if version.key in clip.media_references():
@@ -236,13 +279,7 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version,
     del parent[index]
     for i, piece in enumerate(pieces):
         parent.insert(index + i, piece)
-    try:
-        _check_unchanged(timeline, before, plan)
-    except BaseException:
-        _put_back(parent, index, len(pieces), backup)
-        raise
-    if undo is not None:
-        undo.append(lambda: _put_back(parent, index, len(pieces), backup))
+    done.append(lambda: _put_back(parent, index, len(pieces), backup))
     return middle
 
 

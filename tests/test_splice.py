@@ -233,8 +233,8 @@ def test_literal_float_rates_as_files_store_them_select_plan_and_splice(rate):
                         prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")[0]
     splice_version(tl, again, version(again, 2))  # the same window again: a second version, no split
     assert len(tl.tracks[0]) == 4 and tl.tracks[0][1].active_media_reference_key == "retake_v002"
-    sel_b = select_clip(tl, "b")
-    assert round(sel_b.record_range.start_time.value) == 230
+    sel_b = select_clip(tl, "b")   # the pieces a retake split out of b are b, one clip: the whole shot again
+    assert round(sel_b.record_range.start_time.value) == 100 and round(sel_b.record_range.duration.value) == 300
 
 
 def test_a_clip_named_after_its_file_gets_hiero_style_version_names():
