@@ -20,7 +20,7 @@ import opentimelineio as otio
 
 from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError,
                      RetakeError, SelectionError, ServiceValidationError, SpliceError, SubmitUncertainError,
-                     TransientServiceError, redact)
+                     TransientServiceError, redact, scrub, scrub_data)
 from .journal import Journal, failpoint
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
@@ -483,13 +483,15 @@ class _Runner:
     def _fetch(self, job: Job) -> None:
         """Follow the request to its end (at once if it ended while we were away), then download the result."""
         svc = self.w.service
-        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=lambda: self._stopped(job))
-        result = svc.result(job.submitted)
-        job.result = {"url": result.url, "extra": result.extra}
+        stop = lambda: self._stopped(job)  # noqa: E731 - every wait on the service notices a cancel
+        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=stop)
+        result = svc.result(job.submitted, should_stop=stop)
+        # What the service said is kept scrubbed (no keys, no URL query strings, bounded): see errors.scrub.
+        job.result = {"url": scrub(result.url, 500), "extra": scrub_data(result.extra)}
         self._charge(job, "charged")
         self._enter(job, Step.DOWNLOADING, "downloading the result")
         svc.download(result.url, job.returned_path,
-                     on_progress=lambda f: self.log(JobEvent(job.id, Step.DOWNLOADING, fraction=f)))
+                     on_progress=lambda f: self.log(JobEvent(job.id, Step.DOWNLOADING, fraction=f)), should_stop=stop)
         job.returned_sha = file_sha256(job.returned_path)
         self._save(job, point="downloaded")
 
@@ -555,7 +557,7 @@ class _Runner:
             "file": job.version.path.name,
             "sha256": job.version_sha,
             "notes": list(p.notes),
-            **({"engine": extra["engine"]} if extra.get("engine") else {}),
+            **({"engine": scrub(extra["engine"])} if extra.get("engine") else {}),
         }
 
 
