@@ -8,6 +8,11 @@ One file per user (`journal_path(settings)`), shared by the CLI and the panel. T
             id and URLs the service gave, the hashes of the input cut, the returned file and the version
     ledger  what each request was estimated to cost and whether the service took it
 
+Faults are sentences: a damaged file is copied aside (`<journal>.damaged-<time>`) and the sentence says where and
+how to start a fresh journal; a journal another program keeps locked is waited for (`on_wait` hears it) and,
+after `lock_wait_s`, refused with a sentence; a job in a state this version does not know names itself and how
+to drop its run.
+
 Crash tests set LTX_RETAKE_FAILPOINT=<point> to have the process SIGKILL itself right after the journal
 records that point (a step's name, or one of `submitted`, `saved`): a real kill -9 at an exact place.
 """
@@ -26,20 +31,24 @@ import time
 import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import opentimelineio as otio
 
+from .atomic import WriteFailed, copy_atomic
 from .errors import InputError, redact
 from .paths import file_sha256
+from .scratch import pid_alive
 from .plan import Plan
 from .ports import CutSpec, MediaInfo, RetakeMode, SubmittedJob
 from .progress import Step
 
-__all__ = ["Journal", "RunRecord", "JobRecord", "failpoint", "FAILPOINT_ENV"]
+__all__ = ["Journal", "RunRecord", "JobRecord", "failpoint", "FAILPOINT_ENV", "version_in_flight", "LOCK_WAIT_S"]
 
 FAILPOINT_ENV = "LTX_RETAKE_FAILPOINT"
-_SCHEMA = 1
+_SCHEMA = 2              # 2: the ledger keeps the paid file a dropped run left (`kept`)
+LOCK_WAIT_S = 60.0       # how long a write waits for another program that keeps the journal locked
+_DONE = ("finished", "dropped")
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -93,7 +102,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     usd REAL,
     basis TEXT NOT NULL,
     status TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    kept TEXT
 );
 """
 
@@ -216,52 +226,123 @@ class RunRecord:
 
 
 def _owner_alive(pid: int | None, host: str | None) -> bool:
-    if not pid or host != socket.gethostname():
-        return False
-    if pid == os.getpid():
+    return bool(pid) and host == socket.gethostname() and pid_alive(pid)
+
+
+def version_in_flight(journal: str | Path, version: Path) -> bool:
+    """Whether the journal file `journal` (another run's, read only) still has a job that will write `version`."""
+    try:
+        db = sqlite3.connect(f"file:{Path(journal).absolute()}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    try:  # a zombie (killed, not yet reaped by its parent) is gone for our purposes
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().split(b") ", 1)[1][:1] != b"Z"
-    except (OSError, IndexError):
-        return True
+        rows = db.execute("SELECT jobs.step, jobs.recoverable, jobs.version_json FROM jobs JOIN runs ON jobs.run_id = "
+                          "runs.id WHERE runs.state NOT IN ('finished', 'dropped') AND jobs.version_json LIKE ?",
+                          (f"%{Path(version).name}%",)).fetchall()
+    except sqlite3.Error:
+        return True          # cannot tell: respect the claim
+    finally:
+        db.close()
+    for step, recoverable, version_json in rows:
+        try:
+            same = json.loads(version_json).get("path") == str(version)
+        except ValueError:
+            continue
+        if same and (step not in ("spliced", "failed", "cancelled") or (step == "failed" and recoverable)):
+            return True
+    return False
 
 
 class Journal:
     """The SQLite journal. Thread-safe; every write is its own committed transaction."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, *, lock_wait_s: float = LOCK_WAIT_S,
+                 on_wait: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.path = Path(path).absolute()
+        self.lock_wait_s, self.on_wait, self._sleep = lock_wait_s, on_wait, sleep   # seams: tests wait less
+        self._lock = threading.Lock()
+        self._db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA:
-                raise InputError(f"The job journal {self.path} was written by a newer ltx-retake (schema {version}); "
-                                 "upgrade ltx-retake, or set LTX_RETAKE_JOURNAL to another file.")
-            self._db.executescript(_TABLES)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA}")
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"The job journal {self.path} cannot be opened ({exc}); move it aside (it may be damaged) "
-                             "or set LTX_RETAKE_JOURNAL to another file.") from None
         except OSError as exc:
             raise InputError(f"The job journal's folder {self.path.parent} cannot be created ({exc.strerror or exc}); "
                              "set LTX_RETAKE_JOURNAL to a writable file.") from None
-        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False, isolation_level=None)
+            version = self._retry(lambda: self._open())
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise self._damaged(exc) from None
+        except OSError as exc:
+            self._close_quietly()
+            raise InputError(f"The job journal {self.path} cannot be opened ({exc.strerror or exc}); set "
+                             "LTX_RETAKE_JOURNAL to a writable file.") from None
+        except BaseException:
+            self._close_quietly()
+            raise
+        if version > _SCHEMA:
+            self._close_quietly()
+            raise InputError(f"The job journal {self.path} was written by a newer ltx-retake (schema {version}); "
+                             "upgrade ltx-retake, or set LTX_RETAKE_JOURNAL to another file.")
+
+    def _open(self) -> int:
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA:
+            return version
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        bad = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if bad != "ok":
+            raise sqlite3.DatabaseError(f"damaged: {bad}")
+        db.executescript(_TABLES)
+        if version == 1:
+            db.execute("ALTER TABLE ledger ADD COLUMN kept TEXT")
+        db.execute(f"PRAGMA user_version={_SCHEMA}")
+        return version
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+
+    def _damaged(self, exc: Exception) -> InputError:
+        """The sentence for a damaged journal, with a copy of it kept aside for whoever wants to look."""
+        backup = self.path.with_name(f"{self.path.name}.damaged-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        try:
+            copy_atomic(self.path, backup, what="a copy of the damaged journal")
+            kept = f"a copy is kept at {backup}"
+        except (WriteFailed, OSError):
+            kept = "no copy could be made"
+        return InputError(f"The job journal {self.path} is damaged ({exc}); {kept}. To start a fresh journal, delete "
+                          f"{self.path.name} (and its -wal and -shm files; the runs it listed can no longer be resumed), "
+                          "or set LTX_RETAKE_JOURNAL to another file.")
+
+    def _retry(self, fn):
+        """Run `fn` (one statement or transaction), waiting while another program keeps the journal locked."""
+        started, told = time.monotonic(), False
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if "locked" not in text and "busy" not in text:
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.lock_wait_s:
+                    raise InputError(f"The job journal {self.path} stayed locked by another program for "
+                                     f"{waited:.0f} s; close it (or the other ltx-retake), then try again.") from None
+                if not told and self.on_wait is not None:
+                    self.on_wait(f"the job journal {self.path} is locked by another program; waiting for it "
+                                 f"(up to {self.lock_wait_s:.0f} s)")
+                    told = True
+                self._sleep(0.2)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._close_quietly()
 
     def __enter__(self) -> "Journal":
         return self
@@ -269,15 +350,35 @@ class Journal:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _write(self, sql: str, args: tuple = ()) -> None:
+    def _guarded(self, fn):
+        """`fn` under the thread lock, waiting out a locked file; a damaged file becomes its sentence."""
         with self._lock:
-            self._db.execute(sql, args)
+            try:
+                return self._retry(fn)
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(exc) from None
 
-    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
+    def _write(self, sql: str, args: tuple = ()) -> None:
+        self._guarded(lambda: self._db.execute(sql, args))
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
+        def read():
             cur = self._db.execute(sql, args)
             names = [c[0] for c in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
+        return self._guarded(read)
+
+    def _transaction(self, statements: Callable[[], None]) -> None:
+        def run():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                statements()
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        self._guarded(run)
 
     # --- runs ---------------------------------------------------------------------------------------------------
 
@@ -286,39 +387,70 @@ class Journal:
         """Record a run and its planned jobs in one transaction; returns the run id."""
         run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+
+        def statements() -> None:
+            self._db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, now, now, str(timeline), timeline_sha, str(output), str(media_dir), str(work_dir),
+                 json.dumps(order), "running", os.getpid(), socket.gethostname()))
+            for job in jobs:
                 self._db.execute(
-                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (run_id, now, now, str(timeline), timeline_sha, str(output), str(media_dir), str(work_dir),
-                     json.dumps(order), "running", os.getpid(), socket.gethostname()))
-                for job in jobs:
-                    job.run_id = run_id
-                    self._db.execute(
-                        "INSERT INTO jobs (id, run_id, name, step, plan_json, version_json, prompt, mode, provider, model, "
-                        "estimate_usd, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (f"{run_id}/{job.id}", run_id, job.id, job.step.value, json.dumps(plan_json(job.plan)),
-                         json.dumps(_version_json(job.version)), job.plan.prompt, job.plan.mode.value, job.plan.provider,
-                         job.plan.model, job.plan.estimate_usd, now))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                    "INSERT INTO jobs (id, run_id, name, step, plan_json, version_json, prompt, mode, provider, model, "
+                    "estimate_usd, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (f"{run_id}/{job.id}", run_id, job.id, job.step.value, json.dumps(plan_json(job.plan)),
+                     json.dumps(_version_json(job.version)), job.plan.prompt, job.plan.mode.value, job.plan.provider,
+                     job.plan.model, job.plan.estimate_usd, now))
+
+        self._transaction(statements)
+        for job in jobs:
+            job.run_id = run_id
         return run_id
 
     def claim(self, run_id: str) -> None:
         """Make this process the run's owner; refuse when another live process still runs it."""
         run = self.run(run_id)
+        if run.state == "dropped":
+            raise InputError(f"Run {run.id} was dropped (`ltx-retake jobs --drop`); it is not resumed. Retake again instead.")
         if run.state == "running" and run.owner_pid != os.getpid() and _owner_alive(run.owner_pid, run.owner_host):
             raise InputError(f"Run {run_id} is still running in process {run.owner_pid}; wait for it or stop it first.")
         self._write("UPDATE runs SET state='running', owner_pid=?, owner_host=?, updated=? WHERE id=?",
                     (os.getpid(), socket.gethostname(), time.time(), run_id))
 
+    def redirect(self, run_id: str, *, output: Path, order: dict) -> None:
+        """Write a run's timeline somewhere else from now on (`resume -o`): its output and its order."""
+        self._write("UPDATE runs SET output=?, order_json=?, updated=? WHERE id=?",
+                    (str(Path(output).absolute()), json.dumps(order), time.time(), run_id))
+
     def finish_run(self, run_id: str, *, complete: bool = True) -> None:
         """Let go of a run: finished, or incomplete (jobs left that `resume` can pick up, or that await --resubmit)."""
         self._write("UPDATE runs SET state=?, owner_pid=NULL, updated=? WHERE id=?",
                     ("finished" if complete else "incomplete", time.time(), run_id))
+
+    def drop_run(self, run_id: str, kept: dict[str, str] | None = None) -> str:
+        """End a run the editor gives up on: its unfinished jobs become cancelled, it is never resumed, and the
+        ledger keeps what its requests cost, with the paid file each left (`kept`: request id -> path). Refused
+        while a live process runs it. Works on runs whose jobs this version cannot read. Returns the run's id."""
+        rows = self._rows("SELECT id, state, owner_pid, owner_host FROM runs WHERE id=?", (run_id,)) or \
+            self._rows("SELECT id, state, owner_pid, owner_host FROM runs WHERE id LIKE ?", (f"%{run_id}%",))
+        if len(rows) != 1:
+            raise InputError(f"No run {run_id!r} in the journal {self.path}" + (" (several match; give more of the id)"
+                             if rows else "") + "; `ltx-retake jobs` lists the runs.")
+        row = rows[0]
+        if row["state"] == "running" and row["owner_pid"] != os.getpid() and _owner_alive(row["owner_pid"], row["owner_host"]):
+            raise InputError(f"Run {row['id']} is still running in process {row['owner_pid']}; stop it first (Ctrl-C), "
+                             "then drop it.")
+        now = time.time()
+
+        def statements() -> None:
+            self._db.execute("UPDATE runs SET state='dropped', owner_pid=NULL, updated=? WHERE id=?", (now, row["id"]))
+            self._db.execute("UPDATE jobs SET step='cancelled', recoverable=0, error=COALESCE(error || ' ', '') || "
+                             "'(dropped by the editor)', updated=? WHERE run_id=? AND (step NOT IN ('spliced', 'failed', "
+                             "'cancelled') OR recoverable=1)", (now, row["id"]))
+            for request_id, path in (kept or {}).items():
+                self._db.execute("UPDATE ledger SET kept=? WHERE request_id=?", (path, request_id))
+
+        self._transaction(statements)
+        return row["id"]
 
     def run(self, run_id: str) -> RunRecord:
         rows = self._rows("SELECT * FROM runs WHERE id=?", (run_id,))
@@ -337,14 +469,15 @@ class Journal:
     def interrupted(self) -> list[RunRecord]:
         """Runs with jobs left to finish whose process is gone, oldest first."""
         rows = self._rows("SELECT DISTINCT runs.* FROM runs JOIN jobs ON jobs.run_id = runs.id "
-                          "WHERE runs.state != 'finished' OR jobs.recoverable = 1 ORDER BY runs.created")
+                          "WHERE runs.state NOT IN ('finished', 'dropped') OR (jobs.recoverable = 1 AND runs.state != 'dropped') "
+                          "ORDER BY runs.created")
         runs = [self._run_from(r) for r in rows]
         return [r for r in runs if r.unfinished and r.state != "running"]
 
     def versions_in_flight(self) -> set[str]:
         """The version files unfinished jobs will write: a new run never numbers its versions over them."""
         rows = self._rows("SELECT jobs.version_json, jobs.step, jobs.recoverable FROM jobs JOIN runs ON jobs.run_id = runs.id "
-                          "WHERE runs.state != 'finished'")
+                          "WHERE runs.state NOT IN ('finished', 'dropped')")
         paths = {json.loads(r["version_json"] or "{}").get("path") for r in rows
                  if not Step(r["step"]).finished or (r["step"] == Step.FAILED.value and r["recoverable"])}
         return {p for p in paths if p}
@@ -373,15 +506,21 @@ class Journal:
         failpoint(point or job.step.value)
 
     def _job_from(self, row: dict) -> JobRecord:
-        return JobRecord(
-            id=row["name"], run_id=row["run_id"], name=row["name"], step=Step(row["step"]),
-            plan=plan_from(json.loads(row["plan_json"])), version=json.loads(row["version_json"]),
-            cut_sha=row["cut_sha"], request_key=row["request_key"],
-            submitted=SubmittedJob(**json.loads(row["submitted_json"])) if row["submitted_json"] else None,
-            result=json.loads(row["result_json"]) if row["result_json"] else None, returned_sha=row["returned_sha"],
-            version_sha=row["version_sha"], reused_from=row["reused_from"], error=row["error"],
-            error_exit=row["error_exit"], recoverable=bool(row["recoverable"]), estimate_usd=row["estimate_usd"],
-            updated=row["updated"])
+        try:
+            return JobRecord(
+                id=row["name"], run_id=row["run_id"], name=row["name"], step=Step(row["step"]),
+                plan=plan_from(json.loads(row["plan_json"])), version=json.loads(row["version_json"]),
+                cut_sha=row["cut_sha"], request_key=row["request_key"],
+                submitted=SubmittedJob(**json.loads(row["submitted_json"])) if row["submitted_json"] else None,
+                result=json.loads(row["result_json"]) if row["result_json"] else None, returned_sha=row["returned_sha"],
+                version_sha=row["version_sha"], reused_from=row["reused_from"], error=row["error"],
+                error_exit=row["error_exit"], recoverable=bool(row["recoverable"]), estimate_usd=row["estimate_usd"],
+                updated=row["updated"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            what = f"step {row['step']!r}" if row.get("step") not in {s.value for s in Step} else type(exc).__name__
+            raise InputError(f"The job journal {self.path} holds job {row.get('id')} in a form this ltx-retake cannot "
+                             f"read ({what}): it was written by another version, or edited. Upgrade ltx-retake, or end "
+                             f"that run with `ltx-retake jobs --drop {row.get('run_id')}`.") from None
 
     def reusable(self, request_key: str, *, not_job: str) -> JobRecord | None:
         """The newest earlier job with the same request whose version file is still there, unchanged."""
@@ -401,7 +540,8 @@ class Journal:
             return
         plan = job.plan
         self._write(
-            "INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET status=excluded.status, "
+            "INSERT INTO ledger (request_id, job_id, run_id, timeline, provider, model, seconds, usd, basis, status, at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET status=excluded.status, "
             "at=excluded.at",
             (job.submitted.request_id, f"{job.run_id}/{job.id}", job.run_id, str(timeline), plan.provider, plan.model,
              plan.input_seconds, plan.estimate_usd, plan.price_basis, status, time.time()))

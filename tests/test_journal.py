@@ -81,8 +81,10 @@ def test_a_journal_from_a_newer_version_or_a_damaged_file_is_refused_with_a_sent
         Journal(newer)
     damaged = tmp_path / "damaged.sqlite"
     damaged.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(InputError, match="move it aside"):
+    with pytest.raises(InputError, match=r"is damaged .*a copy is kept at .*damaged-.*To start a fresh journal, delete"):
         Journal(damaged)
+    (backup,) = tmp_path.glob("damaged.sqlite.damaged-*")
+    assert backup.read_bytes() == damaged.read_bytes()
 
 
 def test_the_estimate_names_its_basis_and_asks_when_a_price_is_unknown(project, tmp_path):
