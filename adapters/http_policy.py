@@ -9,11 +9,9 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
 import random
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..atomic import write_atomic
 from ..errors import (
     AuthError,
     BalanceError,
@@ -471,14 +470,14 @@ def download(
     policy = policy or RetryPolicy()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     what = "download the result"
     ref = f" of request {request_id}" if request_id else ""
     budget = Budget(should_stop=should_stop, stopped=f"Cancelled by the user while downloading the result{ref}.")
-    written = 0
-    total: int | None = None
-    attempt = 0
-    try:
+
+    def fetch(tmp: Path) -> None:
+        written = 0
+        total: int | None = None
+        attempt = 0
         with open(tmp, "xb") as out, budget.active():   # beside dest (same file system), honouring the umask
             while True:
                 attempt += 1
@@ -549,11 +548,8 @@ def download(
                     log.info("download dropped at %d bytes (%s); resuming in %.2f s", written, type(exc).__name__, wait)
                     _pause(policy, wait, should_stop)
             out.flush()
-            os.fsync(out.fileno())
-        if on_progress:
-            on_progress(1.0)
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        if tmp.exists():
-            tmp.unlink(missing_ok=True)
+
+    write_atomic(dest, fetch, what=f"the result{ref}")   # synced, then renamed: a kill leaves no partial file in view
+    if on_progress:
+        on_progress(1.0)
+    return dest

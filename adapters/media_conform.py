@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -10,10 +9,11 @@ from pathlib import Path
 import av
 import ffmpeg
 
+from ..atomic import write_atomic
 from ..errors import MediaError
 from ..ports import ConformSpec, MediaInfo, RetakeMode
 from .ffmpeg_exe import run_ffmpeg
-from .media_cut import (atomic_target, audio_window, even_size, rate_text, source_timing, source_video_window,
+from .media_cut import (audio_window, even_size, rate_text, source_timing, source_video_window,
                         stamp_by_index)
 from ..timing import format_timecode
 from .media_probe import decode_count, probe_media, timecode_frame, verify_clip
@@ -210,9 +210,14 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
     if spec.timecode:
         opts["timecode"] = _stampable(spec.timecode, rate)
     streams = [video] + ([audio] if audio is not None else [])
-    with atomic_target(dest) as tmp:
+    found: list[MediaInfo] = []
+
+    def encode(tmp: Path) -> None:
         args = ffmpeg.output(*streams, str(tmp), **opts).get_args()
         run_ffmpeg(args, ffmpeg=ffmpeg_bin, what=f"Conforming the retake of {Path(source.path).name}")
-        info = verify_clip(tmp, spec.window_frames, rate, expect_audio=audio is not None, what="conformed version")
-        os.replace(tmp, dest)
-    return replace(info, path=str(dest))
+
+    def verify(tmp: Path) -> None:
+        found.append(verify_clip(tmp, spec.window_frames, rate, expect_audio=audio is not None, what="conformed version"))
+
+    write_atomic(dest, encode, verify=verify, what=f"the version {dest.name}")
+    return replace(found[-1], path=str(dest))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +9,7 @@ from pathlib import Path
 import av
 import ffmpeg
 
+from ..atomic import write_atomic
 from ..errors import MediaError
 from ..ports import CutSpec, MediaInfo
 from .ffmpeg_exe import run_ffmpeg
@@ -27,11 +25,9 @@ __all__ = [
     "silence",
     "even_size",
     "layout_for",
-    "temp_beside",
     "ffmpeg_number",
     "rate_text",
     "stamp_by_index",
-    "atomic_target",
 ]
 
 MAX_W, MAX_H = 3840, 2160
@@ -161,23 +157,6 @@ def silence(total_s: Fraction, out_rate: int, channels: int):
             .filter("atrim", end_sample=total).filter("asetpts", "N/SR/TB"))
 
 
-def temp_beside(dest: Path) -> Path:
-    """A temporary name next to `dest` (same folder, same suffix) for an atomic write."""
-    return dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.partial{dest.suffix}")
-
-
-@contextmanager
-def atomic_target(dest: Path):
-    """Yield a temporary path beside `dest`; it is removed unless the caller os.replace()d it."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(dest)
-    try:
-        yield tmp
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def cut_clip(spec: CutSpec, dest: Path, *, ffmpeg_bin: str | None = None) -> MediaInfo:
     """Write the retake's input clip for `spec` to `dest` (MP4) and return its probe."""
     dest = Path(dest)
@@ -204,7 +183,9 @@ def cut_clip(spec: CutSpec, dest: Path, *, ffmpeg_bin: str | None = None) -> Med
                              head_s=Fraction(spec.pad_head) / rate, total_s=total_s)
     else:
         audio = silence(total_s, 48000, 2)
-    with atomic_target(dest) as tmp:
+    found: list[MediaInfo] = []
+
+    def encode(tmp: Path) -> None:
         args = ffmpeg.output(
             video, audio, str(tmp),
             **{"c:v": "libx264", "preset": "veryfast", "crf": 16, "pix_fmt": "yuv420p", "r": rate_text(rate),
@@ -212,12 +193,16 @@ def cut_clip(spec: CutSpec, dest: Path, *, ffmpeg_bin: str | None = None) -> Med
                "map_metadata": -1, "f": "mp4"},
         ).get_args()
         run_ffmpeg(args, ffmpeg=ffmpeg_bin, what=f"Cutting frames {spec.start_frame}+{spec.frame_count} of {info.path}")
+
+    def verify(tmp: Path) -> None:
         out = probe_media(tmp)
         if out.frame_count != spec.total_frames or out.frame_rate != rate:
             raise MediaError(f"The cut came out with {out.frame_count} frames at {out.frame_rate} fps instead of "
                              f"{spec.total_frames} at {rate}; the source may be damaged near frame {spec.start_frame}.")
-        os.replace(tmp, dest)
-    return replace(out, path=str(dest))
+        found.append(out)
+
+    write_atomic(dest, encode, verify=verify, what=f"the input cut {dest.name}")
+    return replace(found[-1], path=str(dest))
 
 
 def _frames_past_end(info: MediaInfo, spec: CutSpec) -> float:

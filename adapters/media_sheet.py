@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence, Union
@@ -10,8 +9,8 @@ from typing import Sequence, Union
 import av
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import MediaError
-from .media_cut import temp_beside
 from .media_probe import read_frames
 
 __all__ = ["contact_sheet", "draw_text", "text_width", "write_png", "SheetItem"]
@@ -85,15 +84,7 @@ def write_png(rgb: np.ndarray, dest: Path) -> Path:
     codec = av.CodecContext.create("png", "w")
     codec.width, codec.height, codec.pix_fmt, codec.time_base = rgb.shape[1], rgb.shape[0], "rgb24", Fraction(1, 25)
     packets = codec.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")) + codec.encode(None)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(dest)
-    try:
-        tmp.write_bytes(b"".join(bytes(p) for p in packets))
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return dest
+    return write_atomic(dest, b"".join(bytes(p) for p in packets), what=f"the contact sheet {dest.name}")
 
 
 def _resize(rgb: np.ndarray, height: int) -> np.ndarray:

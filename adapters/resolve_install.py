@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ..atomic import WriteFailed, write_atomic
 from ..errors import InputError
 from .resolve_connect import broker_path
 
@@ -68,14 +68,10 @@ def install(folder: Path | None = None, *, command: list[str] | None = None) -> 
     if target.exists() and not target.read_text(encoding="utf-8", errors="replace").startswith(_SIGNATURE):
         raise InputError(f"{target} exists and was not written by ltx-retake; rename or remove it, then install again.")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ltx-retake-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(menu_script(command or panel_command()))
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise InputError(f"Could not write the Scripts menu entry into {folder}: {exc.strerror or exc}. Check the folder "
-                         "is yours and writable, or pass --folder.") from None
+        write_atomic(target, menu_script(command or panel_command()).encode("utf-8"), what="the Scripts menu entry")
+    except WriteFailed as exc:
+        raise InputError(f"Could not write the Scripts menu entry into {folder}: {exc} Check the folder is yours and "
+                         "writable, or pass --folder.") from None
     return target
 
 

@@ -13,9 +13,8 @@ marks apart. `audio_marks` finds the bursts' onsets (to well under a millisecond
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
-import tempfile
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +24,9 @@ import av
 import ffmpeg
 import numpy as np
 
+from ..atomic import copy_atomic
 from ..errors import MediaError
+from ..scratch import scratch_dir
 from .ffmpeg_exe import ffmpeg_path, own_process_group, run_ffmpeg
 from .media_sheet import draw_text, text_width
 
@@ -221,7 +222,8 @@ def write_indexed_clip(path: str | Path, *, frames: int, rate: Fraction, size: t
     if timecode and drop_frame and ";" not in timecode:
         timecode = timecode[:8] + ";" + timecode[9:]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".testcard-", dir=dest.parent) as tmp:
+    tmp = scratch_dir("testcard")    # intermediate files: never beside the clip, swept after a kill
+    try:
         video_in = ffmpeg.input("pipe:", f="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=str(rate))
         v = video_in.video
         if sar is not None:
@@ -252,7 +254,9 @@ def write_indexed_clip(path: str | Path, *, frames: int, rate: Fraction, size: t
                         "-c", "copy", str(final)], ffmpeg=ffmpeg_bin, what="Writing the rotation")
         else:
             final = encoded
-        os.replace(final, dest)
+        copy_atomic(final, dest, what=f"the test clip {dest.name}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

@@ -111,7 +111,7 @@ def write_atomic(path: Path, data: bytes | Callable[[Path], None], *, verify: Ca
         path.parent.mkdir(parents=True, exist_ok=True)
         if callable(data):
             data(temp)
-            if not temp.is_file():
+            if not temp.exists():
                 raise InputError("the writer made no file")
             _sync_file(temp)
         else:
@@ -125,12 +125,12 @@ def write_atomic(path: Path, data: bytes | Callable[[Path], None], *, verify: Ca
                 raise OSError(errno.ENOSPC, "the file on disk is shorter than what was written")
         if verify is not None:
             verify(temp)
-        _put_in_place(temp, path, replace)
+        try:
+            _put_in_place(temp, path, replace)
+        except FileExistsError:
+            raise WriteFailed(f"{what} was not written: {path} already exists (another run wrote it meanwhile); "
+                              "nothing was replaced.") from None
         sync_folder(path.parent)
-    except FileExistsError:
-        _remove(temp)
-        raise WriteFailed(f"{what} was not written: {path} already exists (another run wrote it meanwhile); nothing "
-                          "was replaced.") from None
     except InputError as exc:
         _remove(temp)
         if isinstance(exc, WriteFailed):

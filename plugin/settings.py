@@ -276,11 +276,11 @@ def save_settings(changes: dict, path: Path | None = None) -> Path:
     A value of None removes the setting (its default applies again). InputError, as a sentence, for an
     unknown setting, for a key (keys go to the OS keyring or the environment, never here), for a number that
     is not one, for a settings file that is not a JSON object, and when the file cannot be written. Nothing
-    is written unless everything is valid; a crash mid-write leaves the old file whole (temp file, fsync,
-    os.replace in the same folder).
+    is written unless everything is valid; a crash mid-write leaves the old file whole (`atomic.write_atomic`).
     """
     import math
-    import tempfile
+
+    from .atomic import write_atomic
 
     if not isinstance(changes, dict):
         raise InputError(f"Settings to save must be a mapping of names to values, not {type(changes).__name__}.")
@@ -333,34 +333,5 @@ def save_settings(changes: dict, path: Path | None = None) -> Path:
         else:
             data[name] = value
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    temp: str | None = None
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, file)
-        temp = None
-        try:  # the rename itself survives a power cut only once the folder is synced (POSIX; Windows cannot open it)
-            folder = os.open(file.parent, os.O_RDONLY)
-        except OSError:
-            pass
-        else:
-            try:
-                os.fsync(folder)
-            except OSError:
-                pass
-            finally:
-                os.close(folder)
-    except OSError as exc:
-        raise InputError(f"Cannot write the settings file {file} ({exc.strerror or type(exc).__name__}); check that "
-                         "its folder is writable.") from None
-    finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+    write_atomic(file, text.encode("utf-8"), what=f"the settings file {file.name}")   # WriteFailed is a sentence
     return file
