@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import opentimelineio as otio
 
 from ..atomic import check_writable, write_atomic
@@ -39,7 +42,7 @@ from ..selection import require_lengths
 from ..timing import exact_rate
 
 __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "save", "losses", "readable_suffixes",
-           "format_of", "FAITHFUL", "BUNDLES", "bundle_document"]
+           "format_of", "FAITHFUL", "BUNDLES", "bundle_document", "json_depth", "MAX_JSON_DEPTH"]
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
 FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file", "fcpx_xml": "fcpx_file"}
@@ -103,7 +106,51 @@ def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     return timeline
 
 
+# A real timeline nests a few dozen levels of JSON (timeline, stack, track, clip, reference, metadata; a nest adds
+# about four). OTIO's reader recurses once per level: tens of thousands take minutes, and more crash the interpreter.
+MAX_JSON_DEPTH = 1000
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(data: bytes) -> int:
+    """How deep JSON nests: one pass over the bytes, strings skipped, no tree built (a damaged file gives a guess)."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets, dtype=np.uint8)
+    depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1), dtype=np.int64)
+    return int(depth.max())
+
+
+def _otio_json_of(path: Path) -> list[tuple[str, bytes]]:
+    """The OTIO JSON documents a file holds (.otio itself, the content.otio of a .otioz or .otiod), to check first."""
+    suffix = path.suffix.lower()
+    if suffix == ".otio":
+        return [(path.name, path.read_bytes())]
+    if suffix == ".otiod" and (path / "content.otio").is_file():
+        return [(f"{path.name}/content.otio", (path / "content.otio").read_bytes())]
+    if suffix == ".otioz":
+        try:
+            with zipfile.ZipFile(path) as z:
+                return [(f"{path.name}/{n}", z.read(n)) for n in z.namelist() if n.endswith(".otio")]
+        except (zipfile.BadZipFile, OSError, KeyError):
+            return []
+    return []
+
+
+def _refuse_deep(path: Path) -> None:
+    """Refuse a timeline that nests deeper than any NLE writes, before OTIO's reader recurses into it."""
+    for name, data in _otio_json_of(path):
+        depth = json_depth(data)
+        if depth > MAX_JSON_DEPTH:
+            raise TimelineReadError(f"{name} nests {depth} levels deep, far beyond any timeline (at most "
+                                    f"{MAX_JSON_DEPTH} are read); it is damaged or made to crash readers. Export it "
+                                    "again from the NLE.")
+
+
 def _read_with_otio(path: Path, adapter: str, options: ReadOptions) -> list[otio.schema.Timeline]:
+    _refuse_deep(path)
     return _timelines_in(otio.adapters.read_from_file(str(path)))
 
 
@@ -217,6 +264,10 @@ def losses(timeline: otio.schema.Timeline, path: str | Path, document: Document 
     Raises InputError when the target cannot hold the timeline at all (nothing to accept then).
     """
     adapter = format_of(path)
+    target = bundle_document(path) or Path(path)
+    if target.is_dir() and adapter != "otiod":
+        raise InputError(f"{Path(path).absolute()} is a folder; give the timeline file to write, e.g. "
+                         f"{Path(path).absolute() / 'retakes.otio'}.")
     module = _faithful(document, adapter)
     if module is not None:
         refused = module.cannot_hold(timeline)
@@ -346,10 +397,13 @@ def _verify(temp: Path, adapter: str, module, timeline: otio.schema.Timeline, do
             options = document.options if document is not None else ReadOptions()
             back, _ = module.read(temp.read_bytes(), temp, options, lambda clip: None)
             back = _pick(temp, back, options.timeline_name or (timeline.name if len(back) > 1 else None))
-        elif adapter == "otio_json":
-            back = otio.adapters.read_from_file(str(temp), adapter_name="otio_json")
-        else:
-            return  # OTIO's other writers change the structure they write (that is what `losses` lists)
+        elif adapter in ("otio_json", "otioz", "otiod"):
+            back = otio.adapters.read_from_file(str(temp), adapter_name=adapter)
+        else:  # OTIO's other writers change the structure they write (that is what `losses` lists): it must read back
+            found = _timelines_in(otio.adapters.read_from_file(str(temp), adapter_name=adapter))
+            if not found:
+                raise InputError("the written file holds no timeline")
+            return
     except RetakeError as exc:
         raise InputError(f"the written file does not read back ({exc})") from None
     except Exception as exc:
