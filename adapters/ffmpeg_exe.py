@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from functools import lru_cache
 
 from ..errors import MediaError
@@ -40,11 +43,43 @@ def own_process_group() -> dict:
     cancellation; an ffmpeg in the same group would die of it mid-cut, and the cancel would surface as a
     MediaError instead. So ffmpeg runs in its own process group. Not in a session of its own: Linux schedules
     every session as one group (autogroup), so twenty ffmpeg sessions would each get as much CPU as the
-    panel's window, whatever their nice value.
+    panel's window, whatever their nice value. On Linux the child also dies with this process (see
+    `_die_with_parent`): a group of its own would otherwise outlive a killed CLI.
     """
     if os.name == "nt":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"process_group": 0}
+    flags: dict = {"process_group": 0}
+    die = _die_with_parent()
+    if die is not None:
+        flags["preexec_fn"] = die
+    return flags
+
+
+@lru_cache(maxsize=1)
+def _prctl():
+    """libc's prctl (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent():
+    """A preexec function that has the kernel SIGKILL the child when this process dies (Linux PR_SET_PDEATHSIG):
+    a killed CLI or panel never leaves an ffmpeg encoding on. Only a system call runs in the child."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)   # PR_SET_PDEATHSIG
+        if os.getppid() != parent:               # the parent died before the line above: go now
+            os._exit(1)
+
+    return preexec
 
 
 def run_ffmpeg(args: list[str], *, ffmpeg: str | None = None, what: str = "ffmpeg", input: bytes | None = None) -> None:

@@ -66,7 +66,13 @@ def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | 
     from .runner import RetakeOrder, run
     from .settings import load_settings
 
+    from .atomic import WriteFailed, check_writable
+
     folder = Path(folder).absolute()
+    try:
+        check_writable(folder, "the demo project", folder=True)
+    except WriteFailed as exc:
+        raise InputError(f"{exc} Run the demo in a folder of yours: ltx-retake demo --dir ~/ltx-retake-demo.") from None
     source = build_project(folder)
     output = folder / "demo_retake.otio"
     # A demo run starts clean: remove what an earlier demo run wrote (only the demo's own files).

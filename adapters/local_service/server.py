@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import uvicorn
 
 from ...errors import InputError, ServiceError
 from ...priority import background_priority
+from ...scratch import scratch_dir
 from ..http_policy import is_loopback
 from .app import build_app
 from .config import Fault, LocalServiceConfig
@@ -91,7 +91,7 @@ class LocalService:
         port = sock.getsockname()[1]
         root = self.config.storage_dir
         if root is None:
-            self._owned_dir = Path(tempfile.mkdtemp(prefix="ltx-retake-local-"))
+            self._owned_dir = scratch_dir("local")   # swept on the next start if this process is killed
             root = self._owned_dir
         self.state = ServiceState(self.config, Path(root))
         self.base_url = self.config.public_url.rstrip("/") if self.config.public_url else f"http://{self.host}:{port}"
@@ -194,7 +194,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, config: LocalServiceConfig 
     owned = None
     root = config.storage_dir
     if root is None:
-        owned = Path(tempfile.mkdtemp(prefix="ltx-retake-local-"))
+        owned = scratch_dir("local")
         root = owned
     state = ServiceState(config, Path(root))
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
