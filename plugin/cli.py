@@ -55,7 +55,11 @@ class ConsoleProgress:
                 lines.append(f"[{e.job}] {e.step.value}: {e.message}")
             lines.extend(f"[{e.job}]   | {line}" for line in e.log)
             for line in lines:
-                print(redact(line), file=self.stream, flush=True)
+                try:
+                    print(redact(line), file=self.stream, flush=True)
+                except (BrokenPipeError, ValueError):  # the reader went away (`| head`): the run goes on quietly
+                    self.quiet = True
+                    return
 
 
 def _rate(text: str):
@@ -138,11 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     re_ = sub.add_parser("resume", help="finish runs a crash or a lost network interrupted, without paying twice")
     re_.add_argument("run", nargs="?", help="a run id from `ltx-retake jobs` (default: every interrupted run)")
     re_.add_argument("--resubmit", action="store_true", help="send again requests whose submit may not have reached the service")
+    re_.add_argument("-o", "--output", type=Path, help="write the run's timeline here instead (when its own output cannot "
+                     "be written); needs RUN")
+    re_.add_argument("--force", action="store_true", help="replace the output file if it exists")
     re_.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     re_.add_argument("--quiet", action="store_true", help="print only failures on stderr")
 
     j = sub.add_parser("jobs", help="list the journal's runs and the state of their jobs")
     j.add_argument("--all", action="store_true", help="every run, not only the latest 20")
+    j.add_argument("--drop", metavar="RUN", help="give up on a run: it is never resumed; what it cost stays in the "
+                   "ledger and the results it paid for are kept (their paths are printed)")
     j.add_argument("--json", action="store_true")
 
     c = sub.add_parser("costs", help="what was spent, by timeline and by day, from the journal's ledger")
@@ -257,9 +266,7 @@ def _confirm_cost(est, threshold: float, yes: bool) -> bool:
 
 def _in_worker(a: argparse.Namespace, settings, work) -> int:
     """Run `work(journal, log, cancel)` off the main thread so Ctrl-C can cancel on the service, then report."""
-    from .journal import Journal
     from .progress import EventLog
-    from .settings import journal_path
 
     log = EventLog(ConsoleProgress(quiet=a.quiet))
     cancel = threading.Event()
@@ -267,7 +274,7 @@ def _in_worker(a: argparse.Namespace, settings, work) -> int:
 
     def target() -> None:
         try:
-            with Journal(journal_path(settings)) as journal:
+            with _journal(settings) as journal:
                 box["outcomes"] = work(journal, log, cancel)
         except BaseException as exc:  # handed to the main thread, which reports it
             box["error"] = exc
@@ -284,8 +291,8 @@ def _in_worker(a: argparse.Namespace, settings, work) -> int:
             while worker.is_alive():  # let the worker cancel on the service and clean up
                 worker.join(0.2)
         except KeyboardInterrupt:
-            print("Left without waiting: jobs already submitted may still run on the service.", file=sys.stderr)
-            return 130
+            _leave_now("Left without waiting: jobs already submitted may still run on the service; `ltx-retake resume` "
+                       "follows them.")
     if "error" in box:
         raise box["error"]
     outcomes = box.get("outcomes")
@@ -294,6 +301,32 @@ def _in_worker(a: argparse.Namespace, settings, work) -> int:
     for outcome in outcomes:
         _report(a, outcome.jobs, outcome.output, outcome.media_dir, outcome.run_id)
     return max((o.exit_code for o in outcomes), default=0)
+
+
+def _journal(settings):
+    """The user's journal, saying on stderr when another program keeps it locked (and it is waited for)."""
+    from .journal import Journal
+    from .settings import journal_path
+
+    return Journal(journal_path(settings), on_wait=lambda text: _say(f"ltx-retake: {text}"))
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _leave_now(text: str) -> None:
+    """A second Ctrl-C: say so and leave at once (no waiting on worker threads, no 'Exception ignored' at exit).
+    Children die with the process (ffmpeg: PR_SET_PDEATHSIG); scratch folders are swept on the next start."""
+    _say(text)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(130)
 
 
 def _report(a, jobs, output, media_dir, run_id: str = "") -> None:
@@ -330,6 +363,10 @@ def _cmd_resume(a: argparse.Namespace) -> int:
 
     settings = load_settings()
 
+    if (a.output or a.force) and not a.run:
+        raise InputError("-o and --force apply to one run: give its id (`ltx-retake jobs` lists them), e.g. "
+                         "`ltx-retake resume RUN -o other.otio`.")
+
     def work(journal, log, cancel):
         runs = [journal.run(a.run)] if a.run else journal.interrupted()
         if not runs:
@@ -340,7 +377,8 @@ def _cmd_resume(a: argparse.Namespace) -> int:
             with wiring_for(order.provider, settings, model=order.model, local_protocol=order.local_protocol,
                             rate=order.rate, timeline_name=order.timeline_name, path_maps=order.path_maps,
                             media_search=order.media_search) as wiring:
-                outcomes.append(resume(record.id, wiring, journal, log, cancel, resubmit=a.resubmit))
+                outcomes.append(resume(record.id, wiring, journal, log, cancel, resubmit=a.resubmit, output=a.output,
+                                       overwrite=a.force))
             if cancel.is_set():
                 break
         return outcomes
@@ -349,10 +387,16 @@ def _cmd_resume(a: argparse.Namespace) -> int:
 
 
 def _cmd_jobs(a: argparse.Namespace) -> int:
-    from .journal import Journal
-    from .settings import journal_path
+    if a.drop:
+        from .runner import drop
 
-    with Journal(journal_path(load_settings())) as journal:
+        with _journal(load_settings()) as journal:
+            run_id, kept = drop(a.drop, journal)
+        print(f"dropped\t{run_id}")
+        for line in kept:
+            print(f"kept\t{line}")
+        return 0
+    with _journal(load_settings()) as journal:
         runs = journal.runs(limit=None if a.all else 20)
     if a.json:
         print(json.dumps([{
@@ -378,10 +422,8 @@ def _cmd_jobs(a: argparse.Namespace) -> int:
 
 def _cmd_costs(a: argparse.Namespace) -> int:
     from .costs import spend_report
-    from .journal import Journal
-    from .settings import journal_path
 
-    with Journal(journal_path(load_settings())) as journal:
+    with _journal(load_settings()) as journal:
         report = spend_report(journal.ledger())
     if a.json:
         print(json.dumps(report, indent=2))
@@ -488,15 +530,24 @@ COMMANDS = {"panel": _cmd_panel, "retake": _cmd_retake, "resume": _cmd_resume, "
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .scratch import sweep
+
     args = build_parser().parse_args(argv)
+    sweep()  # scratch folders of processes that were killed (the local service's uploads, ...)
     try:
         return COMMANDS[args.command](args)
     except RetakeError as exc:
-        print(f"ltx-retake: {redact(str(exc))}", file=sys.stderr)
+        _say(f"ltx-retake: {redact(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("ltx-retake: cancelled", file=sys.stderr)
+        _say("ltx-retake: cancelled")
         return 130
+    except BrokenPipeError:  # `ltx-retake jobs | head`: the reader has what it wanted; no traceback, no report
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except Exception as exc:  # a bug: one sentence here, the traceback (redacted) in a file for the report
         where = _crash_report(exc, argv)
         print(f"ltx-retake: an unexpected error ({type(exc).__name__}) stopped `{args.command}`. Please report it with "

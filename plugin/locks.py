@@ -4,7 +4,7 @@
                            the editor's files), held while a run numbers and records its versions (the
                            journal's) or reads, splices and writes a timeline (the output's). Another process
                            waits, is told it waits, and after a while gets a sentence.
-    claim(version, owner)  an exclusive create of `.<version>.claim` beside a version file before anything is
+    claim(version, owner)  an exclusive create of `.claims/<version>.claim` in a version's folder before anything is
                            sent: runs with different journals, even on other machines sharing the folder, never
                            both write one version name. A claim stays while its run can still be resumed (its
                            process lives, or its journal has the version in flight) and goes when the version
@@ -61,9 +61,9 @@ def hold(path: Path, doing: str, *, wait_s: float = LOCK_WAIT_S,
 
 
 def claim_path(version: Path) -> Path:
-    """The claim file of a version file: `.<name>.claim` in its folder."""
+    """The claim file of a version file: `.claims/<name>.claim` in its folder (hidden from version scanners)."""
     version = Path(version)
-    return version.with_name(f".{version.name}.claim")
+    return version.parent / ".claims" / f"{version.name}.claim"
 
 
 def owner_record(journal: Path | None) -> dict:
@@ -77,10 +77,10 @@ def claim(version: Path, owner: dict) -> bool:
     """Claim the name of `version` (creating its folder); False when another live run holds it (or the file exists).
     A claim left by a run nobody can resume any more is taken over."""
     version = Path(version)
-    version.parent.mkdir(parents=True, exist_ok=True)
+    target = claim_path(version)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if version.exists():
         return False
-    target = claim_path(version)
     for _ in range(2):
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -132,8 +132,13 @@ def claimed(version: Path, *, mine: dict | None = None,
 
 
 def release(version: Path) -> None:
-    """Let go of the claim on `version` (the file exists now, or never will)."""
+    """Let go of the claim on `version` (the file exists now, or never will); the claims folder goes when empty."""
+    target = claim_path(Path(version))
     try:
-        claim_path(Path(version)).unlink()
+        target.unlink()
+    except OSError:
+        pass
+    try:
+        target.parent.rmdir()
     except OSError:
         pass

@@ -11,6 +11,7 @@ import shutil
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Callable
 
 import opentimelineio as otio
 
+from .atomic import PARTIAL, check_room, check_writable, copy_atomic
 from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError,
                      RetakeError, SelectionError, ServiceValidationError, SpliceError, SubmitUncertainError,
                      TransientServiceError, redact, scrub, scrub_data)
 from .journal import Journal, failpoint
+from .locks import claim, claimed, hold, owner_record, release
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
 from .paths import file_sha256, safe_stem, same_file
@@ -34,10 +37,10 @@ from .priority import background_priority
 from .progress import Cancel, EventLog, JobEvent, Progress, Step
 from .timing import exact_rate, rate_text
 from .selection import Selection, select_clips, select_markers, select_range, track_label
-from .splice import (Version, describe_landing, linked_sound, next_version_number, place_above, splice_version, version_name,
-                     versions_on)
+from .splice import (Version, describe_landing, lines_up, linked_sound, next_version_number, place_above, splice_version,
+                     version_name, versions_on)
 
-__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "splice_into", "default_media_dir", "job_from_record", "order_json", "order_from"]
+__all__ = ["Wiring", "RetakeOrder", "Job", "Outcome", "prepare", "run", "resume", "drop", "splice_into", "default_media_dir", "job_from_record", "order_json", "order_from", "bytes_needed"]
 
 
 @dataclass
@@ -180,11 +183,7 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         raise InputError(f"Unknown delivery {order.delivery!r}: deliver versions as auto (H.264/AAC, .mov for a .mov "
                          "source, else .mp4), h264 (H.264/AAC .mp4), prores or dnxhr (.mov with PCM sound, for editors "
                          "that cannot decode H.264/AAC, such as DaVinci Resolve on Linux or its free edition).")
-    same = same_file(order.output, order.timeline)
-    if same and not order.in_place:
-        raise InputError(f"The output {order.output.name} is the input timeline; give another -o path (the original is never overwritten), or pass --in-place.")
-    if order.output.exists() and not (order.overwrite or (order.in_place and same)):
-        raise InputError(f"{order.output} already exists; choose another -o path, or pass --force to replace it.")
+    _check_destination(order)
     base_dir = (order.media_root or order.timeline.absolute().parent).absolute()
     relinker = Relinker(base_dir, order.path_maps, order.media_search)
     media_dir = order.media_dir or default_media_dir(timeline, order.output, order.timeline.stem)
@@ -227,6 +226,7 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         claimed.add(path)
         jobs.append(Job(id=f"job{i}", plan=plan, version=Version(n, plan.clip_name, path, {})))
     _check_output(document, jobs, order, wiring)
+    _check_room(document, jobs, order, media_dir)
     for job in jobs:
         plan = job.plan
         log(JobEvent(job.id, Step.PLANNED, plan.summary()))
@@ -242,15 +242,75 @@ def _free_version_path(media_dir: Path, name: str, output: Path, claimed: set[Pa
     """Where a version file goes: `media_dir/name`, unless a file of that name is there already (never written over):
     then `media_dir/<output's name>/name`, and `-2`, `-3` ... before the suffix if even that is taken."""
     path = (media_dir / name).absolute()
-    if not path.exists() and path not in claimed:
+    if not _taken(path, claimed):
         return path
     folder = media_dir.absolute() / safe_stem(output.stem)
     stem, suffix = Path(name).stem, Path(name).suffix
     path, k = folder / name, 1
-    while path.exists() or path in claimed:
+    while _taken(path, claimed):
         k += 1
         path = folder / f"{stem}-{k}{suffix}"
     return path
+
+
+def _taken(path: Path, planned: set[Path]) -> bool:
+    """A version name is taken by a file, by another job of this plan, or by another run's claim (see locks)."""
+    return path.exists() or path in planned or claimed(path)
+
+
+def _check_destination(order: RetakeOrder) -> None:
+    """The output can be written by this run: not the input (unless --in-place), not there already (unless --force),
+    in a folder that can be written."""
+    same = same_file(order.output, order.timeline)
+    if same and not order.in_place:
+        raise InputError(f"The output {order.output.name} is the input timeline; give another -o path (the original is never overwritten), or pass --in-place.")
+    if order.output.exists() and not (order.overwrite or (order.in_place and same)):
+        raise InputError(f"{order.output} already exists; choose another -o path, or pass --force to replace it.")
+    check_writable(order.output.parent, f"the timeline {order.output.name}", folder=True)
+
+
+# Upper bounds of what the media written per job takes, in bits per pixel (from the encoders' settings: H.264 at
+# CRF 14-16 stays well under 1; ProRes 422 HQ about 4.5 at 10 bits; DNxHR HQ 3.5) and bytes per second of sound.
+_BITS_PER_PIXEL = {"h264": 1.0, "prores": 6.0, "dnxhr": 4.0}
+_SOUND_BYTES_S = 48000 * 2 * 4       # the deepest PCM a version keeps (32 bits, stereo), above any AAC
+_SERVICE_PICTURE = 1920 * 1080       # what the service returns at least (the model works at 1080p)
+
+
+def bytes_needed(plan: Plan, delivery: str) -> tuple[int, int]:
+    """(bytes of the work files: the input cut and the service's return, bytes of the version file), as upper bounds."""
+    cut = plan.cut
+    w, h = cut.max_size or (plan.media.width, plan.media.height)
+    rate = float(cut.frame_rate) or 24.0
+    cut_s = cut.total_frames / rate
+    sent = min(w * h, plan.media.width * plan.media.height) if cut.max_size else plan.media.width * plan.media.height
+    work = (sent + max(sent, _SERVICE_PICTURE)) * cut.total_frames * _BITS_PER_PIXEL["h264"] / 8 + 2 * _SOUND_BYTES_S * cut_s
+    codec = _delivery(delivery, plan.media.path)[0]
+    version = (plan.media.width * plan.media.height * plan.window_frames * _BITS_PER_PIXEL[codec] / 8
+               + _SOUND_BYTES_S * plan.window_frames / rate)
+    return int(work), int(version)
+
+
+def _check_room(document: Document, jobs: list[Job], order: RetakeOrder, media_dir: Path) -> None:
+    """Before anything is paid for: the media folder can be written, and the disks hold the cuts, the returns, the
+    versions and the timeline (estimated from the plan as upper bounds)."""
+    if not jobs:
+        return
+    check_writable(media_dir, f"retake media in {media_dir.name}", folder=True)
+    work = version = 0
+    for job in jobs:
+        w, v = bytes_needed(job.plan, order.delivery)
+        work, version = work + w, version + v
+    size = len(document.source) if document.source is not None else (
+        document.path.stat().st_size if document.path and document.path.is_file() else 0)
+    needs: dict[Path, tuple[int, str]] = {}
+    needs[media_dir] = (work + version, f"the cuts, the service's results and the versions ({len(jobs)} job(s))")
+    out = order.output.absolute().parent
+    timeline = (2 * size + 64_000 * len(jobs), f"the timeline {order.output.name}")   # a temp copy beside the old file
+    if out in needs:
+        needs[out] = (needs[out][0] + timeline[0], needs[out][1] + f" and {timeline[1]}")
+    else:
+        needs[out] = timeline
+    check_room(needs)
 
 
 def _check_relinked(sel: Selection, src, info: MediaInfo, found) -> None:
@@ -389,13 +449,27 @@ class _Runner:
                 self._conform(job)
             self._enter(job, Step.READY, f"version {job.version.path.name} verified")
         except CancelledError as exc:
-            if job.submitted is not None:
+            answer = None
+            if job.submitted is not None and job.result is None:
                 try:
-                    self.w.service.cancel(job.submitted)
-                    self._charge(job, "cancelled")
+                    answer = self.w.service.cancel(job.submitted)
                 except RetakeError:
                     pass
-            self._fail(job, exc, Step.CANCELLED)
+            if job.result is not None or answer in _PAID_ANSWERS:
+                # The service finished, or runs on regardless: the result is paid for. It is kept for `resume` (which
+                # follows the same request: no second charge), never thrown away.
+                finished = job.result is not None or answer == "ALREADY_COMPLETED"
+                self._charge(job, "charged" if finished else "sent")
+                why = ("the service had already finished" if finished else
+                       "the service could not cancel the job (it was already running) and charges for it")
+                self._fail(job, CancelledError(f"Stopped, but {why}: the result is paid for and kept; `ltx-retake "
+                                               "resume` fetches and splices it at no further cost"),
+                           recoverable=True, keep_return=True)
+            else:
+                if job.submitted is not None:
+                    self._charge(job, "cancelled")
+                self._fail(job, exc, Step.CANCELLED)
+                shutil.rmtree(folder, ignore_errors=True)   # a cancelled job leaves no work files
         except SubmitUncertainError as exc:  # the request may be running, and billed: never sent again unasked
             self._fail(job, exc, Step.SUBMITTING, note="check the service's dashboard; `ltx-retake resume --resubmit` "
                                                        "sends it again")
@@ -442,12 +516,7 @@ class _Runner:
         codec = _delivery(self.delivery, job.plan.media.path)[0]
         if source.suffix.lower() == job.version.path.suffix.lower() and \
                 self.w.media.probe(source).video_codec == _VIDEO_CODEC[codec]:
-            tmp = job.version.path.with_name(f".{job.version.path.stem}.{uuid.uuid4().hex[:8]}.partial{job.version.path.suffix}")
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, job.version.path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            copy_atomic(source, job.version.path, what=f"the version {job.version.path.name}")
             job.version_sha = earlier.version_sha
         else:  # delivered in another codec then: that version is the window's return, conformed again, not paid again
             p = job.plan
@@ -517,7 +586,8 @@ class _Runner:
         elif status.logs:
             self.log(JobEvent(job.id, job.step, "", log=status.logs))
 
-    def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED, note: str = "", recoverable: bool = False) -> None:
+    def _fail(self, job: Job, exc: RetakeError, step: Step = Step.FAILED, note: str = "", recoverable: bool = False,
+              keep_return: bool = False) -> None:
         rid = getattr(exc, "request_id", None) or job.request_id
         if rid:
             job.request_id = rid
@@ -530,7 +600,7 @@ class _Runner:
         # fixed since) is started over from the cut.
         job.recoverable = recoverable or (step == Step.FAILED and not isinstance(exc, _FINAL) and (
             job.submitted is not None or isinstance(exc, (TransientServiceError, AuthError, BalanceError))))
-        if job.recoverable and job.step == Step.CONFORMING:
+        if job.recoverable and job.step == Step.CONFORMING and not keep_return:
             job.returned_sha = None
         job.step = step
         self._save(job)
@@ -561,6 +631,7 @@ class _Runner:
         }
 
 
+_PAID_ANSWERS = {"ALREADY_COMPLETED", "not_cancellable"}  # a cancel's answer (fal, RunComfy) when the job ran anyway
 _FINAL = (JobFailedError, ContentRefusedError, ServiceValidationError, SpliceError)  # the same again would end the same
 
 
@@ -601,21 +672,66 @@ def _splice_one(timeline: otio.schema.Timeline, job: Job, placement: str, log: P
 
 
 def _splice_and_save(document: Document, jobs: list[Job], order: RetakeOrder, wiring: Wiring,
-                     runner: _Runner, *, overwrite: bool) -> Path | None:
-    """Splice every ready job (each all or nothing) into the document's timeline and write it once, atomically."""
+                     runner: _Runner, *, overwrite: bool, expect: str | None) -> Path | None:
+    """Splice every ready job (each all or nothing) into the document's timeline and write it once, atomically.
+
+    The output is read, spliced and written under its lock. `expect` is the output's state when the run began
+    (its hash, None when absent): when another run saved it meanwhile, this run's versions are spliced into the
+    file as it is now (each only where its window still shows the same frames), so neither run's retakes are lost.
+    """
     log = runner.log
-    timeline = document.timeline
     ready = sorted((j for j in jobs if j.step in (Step.READY, Step.SPLICING, Step.SAVING)),
                    key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds()))
+    if not ready:
+        return None
+    waiting = lambda text: log(JobEvent("run", Step.SAVING, text))  # noqa: E731
+    try:
+        lock = hold(order.output, "saving", on_wait=waiting)
+        lock.__enter__()
+    except RetakeError as exc:
+        for job in ready:
+            runner._fail(job, exc, recoverable=True, note=f"the version is kept at {job.version.path}; `ltx-retake resume` saves it")
+        return None
+    try:
+        return _splice_and_write(document, ready, order, wiring, runner, overwrite=overwrite, expect=expect)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _splice_and_write(document: Document, ready: list[Job], order: RetakeOrder, wiring: Wiring, runner: _Runner, *,
+                      overwrite: bool, expect: str | None) -> Path | None:
+    log = runner.log
+    now = _state_of(order.output)
+    merged = now is not None and now != expect
+    if merged:  # saved by another run (or by hand) while this one worked: splice into it as it is now
+        try:
+            document = wiring.store.open(order.output)
+        except RetakeError as exc:
+            for job in ready:
+                runner._fail(job, SpliceError(f"{order.output.name} changed while this run worked and cannot be read now "
+                                              f"({exc})"), recoverable=True,
+                             note=f"the version is kept at {job.version.path}; `ltx-retake resume RUN -o OTHER` writes it elsewhere")
+            return None
+        overwrite = True
+        log(JobEvent("run", Step.SAVING, f"{order.output.name} was saved by another run while this one worked: its "
+                                          "changes are kept, and this run's versions are spliced into it"))
+    timeline = document.timeline
     spliced: list[Job] = []
     for job in ready:  # never cancelled from here on: these results are paid for
         job.step = Step.SPLICING
         runner._save(job)
         log(JobEvent(job.id, Step.SPLICING, f"{order.placement} {job.version.name}"))
         try:
+            if merged and not lines_up(timeline, job.plan):
+                raise SpliceError(f"{order.output.name} was changed by another run while this one worked, and it no longer "
+                                  f"shows {job.plan.clip_name!r} with the same frames over {job.plan.record_timecode}")
             _splice_one(timeline, job, order.placement, log)  # each splice is all or nothing
         except RetakeError as exc:
-            runner._fail(job, exc, note=f"the version is kept at {job.version.path}")
+            if merged:  # the result is paid for and whole: it can still go into another timeline
+                runner._fail(job, exc, recoverable=True, note=f"the version is kept at {job.version.path}; "
+                             f"`ltx-retake resume {job.run_id or 'RUN'} -o OTHER.otio` writes it into a new timeline")
+            else:
+                runner._fail(job, exc, note=f"the version is kept at {job.version.path}")
             continue
         spliced.append(job)
     if not spliced:
@@ -631,7 +747,8 @@ def _splice_and_save(document: Document, jobs: list[Job], order: RetakeOrder, wi
         error = exc if isinstance(exc, RetakeError) else InputError(f"Could not write {order.output}: {exc.strerror or exc}.")
         for job in spliced:
             runner._fail(job, error, recoverable=True,
-                         note=f"the version is kept at {job.version.path}; free the space or fix the folder, then `ltx-retake resume`")
+                         note=f"the version is kept at {job.version.path}; free the space or fix the folder, then "
+                              "`ltx-retake resume` (-o OTHER writes the timeline elsewhere)")
         return None
     failpoint("saved")
     for job in spliced:
@@ -657,8 +774,9 @@ def splice_into(timeline: otio.schema.Timeline, jobs: list[Job], placement: str 
     return problems
 
 
-def _tidy(work: Path) -> None:
-    for folder in (work, work.parent):
+def _tidy(work: Path, made: Path | None = None) -> None:
+    """Remove the run's empty work folders (and `made`, the media folder this run created, when nothing is in it)."""
+    for folder in (work, work.parent, *((made,) if made else ())):
         if folder.exists() and not any(folder.iterdir()):
             folder.rmdir()
 
@@ -673,53 +791,113 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
     """
     log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
     cancel = cancel or threading.Event()
-    # Planning and recording the run happen under one lock, and skip the versions other runs still have in
-    # flight: two runs started together (the panel's, or a panel's and the CLI's) never number a version alike.
-    with _PLANNING:
-        document, jobs, media_dir = prepare_document(order, wiring, log,
-                                                     reserved=journal.versions_in_flight() if journal else set())
-        if wiring.service is None or wiring.host is None:
-            raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
-        if confirm is not None and not confirm(jobs):
-            raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
+    order = _absolute(order)
+    in_flight = journal.versions_in_flight() if journal else set()
+    document, jobs, media_dir = prepare_document(order, wiring, log, reserved=in_flight)
+    if wiring.service is None or wiring.host is None:
+        raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
+    if confirm is not None and not confirm(jobs):
+        raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
+    # Numbering and recording happen under one lock (this process's, and the journal's across processes), and every
+    # version's name is claimed on disk before anything is sent: two runs started together, with one journal or two,
+    # never number or write a version alike. A run that planned while another claimed its names plans again.
+    owner = owner_record(journal.path if journal else None)
+    made = None if media_dir.exists() else media_dir
+    waiting = lambda text: log(JobEvent("run", Step.PLANNED, text))  # noqa: E731
+    with _PLANNING, (hold(journal.path, "numbering versions in", on_wait=waiting) if journal else nullcontext()):
+        now_in_flight = journal.versions_in_flight() if journal else set()
+        if now_in_flight != in_flight or not _claim_versions(jobs, owner):
+            document, jobs, media_dir = prepare_document(order, wiring, EventLog(), reserved=now_in_flight)
+            if not _claim_versions(jobs, owner):
+                raise InputError("Another run keeps taking the version names this run planned; nothing was sent. "
+                                 "Try again in a moment.")
         # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
         # stays there (the error names it) and a later run never writes over it.
         work = media_dir / ".work" / (_dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + f"-{uuid.uuid4().hex[:4]}")
         run_id = ""
+        expect = _state_of(order.output, document)
         if journal is not None:
-            run_id = journal.begin_run(order=order_json(order), timeline=order.timeline.absolute(),
-                                       timeline_sha=file_sha256(order.timeline), output=order.output.absolute(),
-                                       media_dir=media_dir, work_dir=work, jobs=jobs)
+            try:
+                run_id = journal.begin_run(order=order_json(order), timeline=order.timeline, timeline_sha=file_sha256(order.timeline),
+                                           output=order.output, media_dir=media_dir, work_dir=work, jobs=jobs)
+            except BaseException:
+                _release_versions(jobs, everything=True)
+                raise
             log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
-    runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh,
+    runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline, fresh=order.fresh,
                      order=order)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, jobs))
-    output = _splice_and_save(document, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
-    _tidy(work)
+    output = _splice_and_save(document, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place, expect=expect)
+    _release_versions(jobs, everything=journal is None)   # without a journal nothing can resume a job: no name is kept
+    _tidy(work, made if made is not None and made == media_dir else None)
     if journal is not None:
         journal.finish_run(run_id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
     return Outcome(jobs, output, media_dir, log, run_id)
 
 
+def _absolute(order: RetakeOrder) -> RetakeOrder:
+    """The order with every path absolute: the journal keeps it, and `resume` may run from another folder."""
+    def absolute(p: Path | None) -> Path | None:
+        return Path(os.path.abspath(p)) if p is not None else None
+
+    return replace(order, timeline=absolute(order.timeline), output=absolute(order.output), media_dir=absolute(order.media_dir),
+                   media_root=absolute(order.media_root), media_search=tuple(absolute(p) for p in order.media_search))
+
+
+def _state_of(path: Path, document: Document | None = None) -> str | None:
+    """A file's state as a run saw it: the hash of its bytes (the document's, when it is the file read), None if absent."""
+    if document is not None and document.path is not None and document.sha256 and same_file(document.path, path):
+        return document.sha256
+    return file_sha256(path) if path.is_file() else None
+
+
+def _claim_versions(jobs: list[Job], owner: dict) -> bool:
+    """Claim every job's version name (see locks.claim); all or none."""
+    done = []
+    for job in jobs:
+        if not claim(job.version.path, owner):
+            for path in done:
+                release(path)
+            return False
+        done.append(job.version.path)
+    return True
+
+
+def _release_versions(jobs: list[Job], *, everything: bool = False) -> None:
+    """Let go of the names of jobs that will not write any more (written, failed for good, cancelled)."""
+    for job in jobs:
+        if job.version is not None and (everything or job.step in (Step.SPLICED, Step.CANCELLED)
+                                        or (job.step == Step.FAILED and not job.recoverable)):
+            release(job.version.path)
+
+
 def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | None = None,
-           cancel: threading.Event | None = None, *, resubmit: bool = False) -> Outcome:
+           cancel: threading.Event | None = None, *, resubmit: bool = False, output: Path | None = None,
+           overwrite: bool = False) -> Outcome:
     """Continue a run from its journal: follow requests by their ids, skip finished downloads, never splice twice.
 
     A job whose request may have been sent without its id being kept is not sent again unless `resubmit`
-    (or its service is free).
+    (or its service is free). `output` writes the timeline somewhere else from now on (`resume -o`), and
+    `overwrite` lets it replace a file there (`--force`); the journal remembers both.
     """
     log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
     cancel = cancel or threading.Event()
     record = journal.run(run_id)
     journal.claim(record.id)
-    order = order_from(record.order)
+    # The run's own absolute paths (an older journal kept the order's paths as typed, relative to where it ran).
+    order = _absolute(replace(order_from(record.order), timeline=record.timeline, output=record.output,
+                              media_dir=record.media_dir))
     jobs = [job_from_record(r) for r in record.jobs]
+    if output is not None or overwrite:
+        order = _redirect(order, Path(output) if output is not None else order.output, overwrite)
+        journal.redirect(record.id, output=order.output, order=order_json(order))
     todo = [j for j, r in zip(jobs, record.jobs) if r.unfinished]
     if not todo:
         journal.finish_run(record.id)
-        return Outcome(jobs, record.output if record.output.exists() else None, record.media_dir, log, record.id)
-    _sweep(record)
+        return Outcome(jobs, order.output if order.output.exists() else None, record.media_dir, log, record.id)
+    _check_resumable_output(order, jobs, wiring)
+    _sweep(record, order.output)
     for job in todo:
         log(JobEvent(job.id, job.step, f"resuming at {job.step.value}" + (f" (request {job.request_id})" if job.request_id else "")))
     runner = _Runner(wiring, log, cancel, record.work_dir, journal=journal, timeline=record.timeline,
@@ -729,11 +907,12 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
         raise InputError("No retake service is wired in to finish the run's requests.")
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(todo))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, todo))
-    base, overwrite = _splice_base(record, order, jobs, wiring)
-    if base is None:  # the timeline changed under the run: keep the versions, say where
+    base, overwrite = _splice_base(record, order, jobs, wiring, log)
+    if base is None:  # the timeline changed under the run where the versions go: keep them, say where
         for job in (j for j in todo if j.step == Step.READY):
-            runner._fail(job, SpliceError(f"{order.timeline.name} changed since this run began, so its windows may no longer "
-                                          f"line up; the version is kept at {job.version.path}. Retake again on the new timeline."))
+            runner._fail(job, SpliceError(f"{order.timeline.name} changed since this run began, and its windows no longer "
+                                          f"show the same frames; the version is kept at {job.version.path}. Retake again "
+                                          "on the new timeline."))
         output = None
     else:
         present = _version_files(base.timeline)
@@ -742,24 +921,65 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
                 job.step = Step.SPLICED
                 runner._save(job)
                 shutil.rmtree(record.work_dir / job.id, ignore_errors=True)
-        output = _splice_and_save(base, todo, order, wiring, runner, overwrite=overwrite)
+        output = _splice_and_save(base, todo, order, wiring, runner, overwrite=overwrite,
+                                  expect=_state_of(order.output, base))
         if output is None and any(j.step == Step.SPLICED for j in jobs) and order.output.exists():
             output = order.output
+    _release_versions(jobs)
     _tidy(record.work_dir)
     journal.finish_run(record.id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
     return Outcome(jobs, output, record.media_dir, log, record.id)
 
 
-def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring) -> tuple[Document | None, bool]:
-    """The document to splice into: the run's own output when it was written, else the untouched original."""
+def _redirect(order: RetakeOrder, output: Path, overwrite: bool) -> RetakeOrder:
+    """The run's order writing its timeline to `output` (resume -o), checked like a new run's destination."""
+    output = Path(os.path.abspath(output))
+    moved = not same_file(output, order.output)
+    order = replace(order, output=output, overwrite=overwrite or (order.overwrite and not moved),
+                    in_place=order.in_place and same_file(output, order.timeline))
+    if moved:
+        _check_destination(order)
+    return order
+
+
+def _check_resumable_output(order: RetakeOrder, jobs: list[Job], wiring: Wiring) -> None:
+    """Before following anything: the timeline this resume writes can be written (else a sentence naming -o/--force)."""
+    out = order.output
+    if out.is_dir() and out.suffix.lower() not in (".fcpxmld", ".otiod"):
+        raise InputError(f"{out} is a folder; pass -o FILE to write the run's timeline to a file.")
+    if out.exists() and not (order.overwrite or order.in_place):
+        try:
+            ours = bool(_version_files(wiring.store.open(out).timeline) & {j.version.path.name for j in jobs})
+        except RetakeError:
+            ours = False
+        if not ours:
+            raise InputError(f"{out} exists and was not written by this run; pass -o OTHER.otio to write the run's "
+                             "timeline elsewhere, or --force to replace it. Nothing was changed.")
+    check_writable(out.parent, f"the timeline {out.name}", folder=True)
+
+
+def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring,
+                 log: Progress | None = None) -> tuple[Document | None, bool]:
+    """The document to splice into: the run's own output when it was written, else the original timeline, when it
+    is unchanged (by its hash) or still shows every ready job's clip with the same frames over its window."""
     if order.output.exists():
         written = wiring.store.open(order.output)
         ours = {j.version.path.name for j in jobs}
         if _version_files(written.timeline) & ours:
             return written, True
-    if not order.timeline.exists() or file_sha256(order.timeline) != record.timeline_sha:
+    if not order.timeline.exists():
         return None, False
-    return wiring.store.open(order.timeline), order.overwrite or order.in_place
+    overwrite = order.overwrite or order.in_place
+    if file_sha256(order.timeline) == record.timeline_sha:
+        return wiring.store.open(order.timeline), overwrite
+    current = wiring.store.open(order.timeline)
+    ready = [j for j in jobs if j.step in (Step.READY, Step.SPLICING, Step.SAVING)]
+    if ready and all(lines_up(current.timeline, j.plan) for j in ready):
+        if log is not None:
+            log(JobEvent("run", Step.SPLICING, f"{order.timeline.name} changed since this run began, but it still shows "
+                                               "every retaken clip with the same frames: the versions go into it as it is now"))
+        return current, overwrite
+    return None, False
 
 
 def _version_files(timeline: otio.schema.Timeline) -> set[str]:
@@ -772,17 +992,50 @@ def _version_files(timeline: otio.schema.Timeline) -> set[str]:
     return names
 
 
-def _sweep(record) -> None:
+def _sweep(record, output: Path | None = None) -> None:
     """Remove the partial files a killed process left beside the run's outputs (never anything else)."""
     folders = {record.work_dir / j.name for j in record.jobs} | {Path(j.version["path"]).parent for j in record.jobs}
     for folder in folders:
         if folder.is_dir():
-            for leftover in list(folder.glob(".*.partial.*")) + list(folder.glob(".*.part")):
+            for leftover in list(folder.glob(f".*{PARTIAL}*")) + list(folder.glob(".*.part")):
                 leftover.unlink(missing_ok=True)
-    out = record.output
-    if out.parent.is_dir():
-        for leftover in out.parent.glob(f".{out.stem}.*.partial{out.suffix}"):
-            leftover.unlink(missing_ok=True)
+    for out in {record.output, output or record.output}:
+        if out.parent.is_dir():
+            for leftover in out.parent.glob(f".{out.stem}.*{PARTIAL}{out.suffix}"):
+                leftover.unlink(missing_ok=True)
+
+
+def drop(run_id: str, journal: Journal) -> tuple[str, list[str]]:
+    """End a run the editor gives up on (`ltx-retake jobs --drop`): it is never resumed; what its requests cost stays
+    in the ledger with the paid file each left (a version, else the service's return), which is kept; unpaid work
+    files, partial files and version-name claims go. Returns the run's id and a sentence per paid file kept."""
+    try:
+        record = journal.run(run_id)
+    except InputError:  # a run whose jobs this version cannot read is still dropped, without tidying
+        return journal.drop_run(run_id), []
+    kept: dict[str, str] = {}
+    said = []
+    for r in record.jobs:
+        version = Path(r.version.get("path", "")) if r.version.get("path") else None
+        returned = record.work_dir / r.name / "returned.mp4"
+        paid = r.submitted is not None and r.submitted.request_id
+        if version is not None and r.step != Step.SPLICED:
+            release(version)
+        if version is not None and version.is_file() and (r.step == Step.SPLICED or _intact(version, r.version_sha)):
+            path = version
+        elif paid and returned.is_file():
+            path = returned
+        else:
+            path = None
+            if r.step != Step.SPLICED:
+                shutil.rmtree(record.work_dir / r.name, ignore_errors=True)
+        if paid and path is not None:
+            kept[r.submitted.request_id] = str(path)
+            if r.step != Step.SPLICED:
+                said.append(f"{r.name}: the paid result of request {r.submitted.request_id} is kept at {path}")
+    _sweep(record)
+    _tidy(record.work_dir)
+    return journal.drop_run(record.id, kept), said
 
 
 def order_json(order: RetakeOrder) -> dict:

@@ -21,7 +21,7 @@ from .ports import RetakeMode
 from .selection import clip_showing, clips_on_track, shot_run, timeline_rate, track_label
 
 __all__ = ["NS", "Version", "splice_version", "place_above", "carries_sound_above", "RETAKE_SOUND_TRACK_NAME", "version_key", "version_name", "next_version_number",
-           "versions_on", "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
+           "versions_on", "RETAKE_TRACK_NAME", "describe_landing", "linked_sound", "lines_up"]
 
 RETAKE_TRACK_NAME = "LTX Retakes"
 RETAKE_SOUND_TRACK_NAME = "LTX Retakes (sound)"
@@ -150,6 +150,24 @@ def _locate_run(timeline: otio.schema.Timeline, plan: Plan) -> list[tuple[otio.s
         f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
         "it was edited since the retake was planned. Retake again on the current timeline."
     )
+
+
+def lines_up(timeline: otio.schema.Timeline, plan: Plan) -> bool:
+    """Whether `timeline` (another state of the one the plan was made on: a file saved since by another run) still
+    shows the planned clip over the window with the same media frames at its start, so the version can be spliced
+    into it as it is now. A trim, a slip, other media or a speed change there: False."""
+    try:
+        (clip, rng), *_ = _locate_run(timeline, plan)
+    except (SpliceError, IndexError):
+        return False
+    default = clip.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
+    if plan.source_url and media_key(default) != plan.source_url:
+        return False
+    trimmed = clip.trimmed_range()
+    rate = trimmed.start_time.rate
+    offset = plan.record_range.start_time.rescaled_to(rate) - rng.start_time.rescaled_to(rate)
+    at = trimmed.start_time.value + offset.value * float(plan.scalar)
+    return abs(at - plan.source_range.start_time.rescaled_to(rate).value) < 0.5
 
 
 def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
