@@ -1,0 +1,228 @@
+"""Nothing lost, nothing paid for nothing, nothing leaked: full disks, runs at once, refusals before paying, Ctrl-C
+after the service finished, hostile files and journals, kills. Real files, real processes (the CLI in subprocesses
+where it matters), a local service over loopback, and a size-limited file system where this machine allows one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from ltx_retake.adapters.local_service import Fault, LocalService, LocalServiceConfig
+from ltx_retake.adapters.testcard import write_indexed_clip
+from ltx_retake.adapters.timeline_files import read_document, read_timeline, save, write_timeline
+from ltx_retake.atomic import WriteFailed, write_atomic
+from ltx_retake.compose import wiring_for
+from ltx_retake.errors import InputError, TimelineReadError
+from ltx_retake.journal import Journal
+from ltx_retake.locks import claim_path
+from ltx_retake.paths import file_sha256
+from ltx_retake.ports import RetakeMode
+from ltx_retake.progress import Step
+from ltx_retake.runner import RetakeOrder, resume, run
+from ltx_retake.settings import Secret, Settings
+
+KEY = "safety-test-key-9d2e"
+RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
+WINDOW_A, WINDOW_B = ("24", "72"), ("144", "192")     # 2 s on clip A, 2 s on clip B (24 fps, frames from the start)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def service():
+    """The retake service, outliving the CLI processes as fal does; the fal protocol over loopback."""
+    with LocalService(LocalServiceConfig(require_key=KEY, processing_delay=0.2)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A 10 s indexed source and a timeline of two 5 s clips, A and B, on V1 (and their sound on A1)."""
+    folder = tmp_path_factory.mktemp("safety_project")
+    src = write_indexed_clip(folder / "source.mov", frames=240, rate=Fraction(24), size=(192, 108), timecode="01:00:00:00")
+    tl = otio.schema.Timeline(name="safety")
+    tl.global_start_time = RT(86400, 24)
+    video = otio.schema.Track(name="V1")
+    for name, first in (("A", 0), ("B", 120)):
+        ref = otio.schema.ExternalReference(target_url=str(src), available_range=TR(RT(86400, 24), RT(240, 24)))
+        video.append(otio.schema.Clip(name=name, media_reference=ref, source_range=TR(RT(86400 + first, 24), RT(120, 24))))
+    tl.tracks.append(video)
+    write_timeline(tl, folder / "cut.otio")
+    return folder
+
+
+def copy_project(project: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in ("cut.otio", "source.mov"):
+        (dest / name).write_bytes((project / name).read_bytes())
+    return dest
+
+
+def settings_for(service) -> Settings:
+    return Settings(fal_queue_url=service.base_url, fal_rest_url=service.base_url, fal_key=Secret(KEY))
+
+
+def env_for(service, journal: Path, **extra) -> dict:
+    env = dict(os.environ, FAL_KEY=KEY, LTX_RETAKE_FAL_QUEUE_URL=service.base_url,
+               LTX_RETAKE_FAL_REST_URL=service.base_url, LTX_RETAKE_JOURNAL=str(journal))
+    env.pop("LTX_RETAKE_FAILPOINT", None)
+    env.update(extra)
+    return env
+
+
+def cli(*args, env: dict, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ltx_retake", *map(str, args)], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def retake_args(folder: Path, window: tuple[str, str], prompt: str, output: str, *extra) -> list:
+    return ["retake", folder / "cut.otio", "--range", *window, "--prompt", prompt, "--mode", "video", "--provider",
+            "fal", "-o", output, "--yes", *extra]
+
+
+def order_for(folder: Path, output: Path, window=WINDOW_A, **kw) -> RetakeOrder:
+    values = dict(timeline=folder / "cut.otio", output=output, prompt="a red door", mode=RetakeMode.REPLACE_VIDEO,
+                  provider="fal", model="fal-ai/ltx-2/retake-video", range=window)
+    values.update(kw)
+    return RetakeOrder(**values)
+
+
+def submits(service) -> int:
+    return len(service.requests_to("submit"))
+
+
+def versions_in(timeline: Path) -> dict[str, tuple[str, str]]:
+    """Every version a timeline holds: file path -> (its prompt, the sha256 its provenance promises)."""
+    out = {}
+    for clip in read_timeline(timeline).find_clips():
+        for key, ref in clip.media_references().items():
+            if key.startswith("retake_v"):
+                meta = ref.metadata.get("ltx_retake", {})
+                out[ref.target_url] = (meta.get("prompt"), meta.get("sha256"))
+    return out
+
+
+def assert_versions_whole(timeline: Path, prompts: set[str]) -> None:
+    """Every version the timeline shows is the file its provenance describes (no other run wrote over it)."""
+    found = versions_in(timeline)
+    assert {p for p, _ in found.values()} == prompts, found
+    for path, (_, sha) in found.items():
+        assert file_sha256(Path(path)) == sha, f"{path} is not the file {timeline.name} was given"
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Work files, temp files and claims a run left: none may stay once it ended."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if ".partial" in p.name or p.name.endswith((".part", ".claim")) or p.name in (".work", ".claims"))
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str):
+    """A file system of `size` mounted at `path` (tmpfs), or a clean skip where this machine does not allow one."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here ({done.stderr.decode(errors='replace').strip()[:80]})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(folder: Path, leave: int = 0) -> None:
+    """Fill the disk of `folder` up to `leave` bytes."""
+    import shutil
+
+    free = shutil.disk_usage(folder).free - leave
+    with open(folder / "filler.bin", "wb") as out:
+        while free > 0:
+            chunk = min(free, 1 << 20)
+            try:
+                out.write(b"\0" * chunk)
+                out.flush()
+            except OSError:
+                break
+            free -= chunk
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """make(folder): a folder nobody can write in (root: the immutable flag); skipped where neither works."""
+    made = []
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o555)
+        if os.access(folder, os.W_OK) and os.geteuid() == 0:
+            if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+                pytest.skip("no way to make a read-only folder here")
+        made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+
+
+# -- two processes at once ------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", [1, 2])
+def test_runs_started_together_on_one_clip_get_distinct_versions_and_lose_nothing(trial, service, project, tmp_path):
+    """Three CLI processes retake the same window at once: two share a journal, one has its own. Each exits 0, each
+    timeline shows its own prompt's version, and every version file is the one its timeline describes."""
+    folder = copy_project(project, tmp_path / "p")
+    before = file_sha256(folder / "cut.otio")
+    shared, own = tmp_path / "shared.sqlite", tmp_path / "own.sqlite"
+    procs = {name: subprocess.Popen([sys.executable, "-m", "ltx_retake", *map(str, retake_args(folder, WINDOW_A, name, folder / f"{name}.otio"))],
+                                    env=env_for(service, journal), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, journal in (("one", shared), ("two", shared), ("three", own))}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{name}: {err}"
+    files = set()
+    for name in procs:
+        assert_versions_whole(folder / f"{name}.otio", {name})
+        files |= set(versions_in(folder / f"{name}.otio"))
+    assert len(files) == 3, f"two runs were given one version file: {files}"
+    numbers = sorted(Path(f).name for f in files if Path(f).parent == folder / "cut_retakes")
+    assert "A_retake_v001.mov" in numbers and "A_retake_v002.mov" in numbers, numbers   # one journal: numbered apart
+    assert file_sha256(folder / "cut.otio") == before and leftovers(folder) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", [1, 2])
+def test_saves_of_one_timeline_at_once_merge_and_lose_no_splice(trial, service, project, tmp_path):
+    """Four CLI processes at once, each with its own journal: two retake A and B of one timeline --in-place, two
+    retake A and B into one shared -o. Every retake lands; none is silently gone."""
+    folder = copy_project(project, tmp_path / "p")
+    (folder / "mine.otio").write_bytes((folder / "cut.otio").read_bytes())
+    jobs = [("in-a", WINDOW_A, folder / "mine.otio", ["--in-place"]), ("in-b", WINDOW_B, folder / "mine.otio", ["--in-place"]),
+            ("out-a", WINDOW_A, folder / "shared.otio", []), ("out-b", WINDOW_B, folder / "shared.otio", [])]
+    procs = []
+    for name, window, output, extra in jobs:
+        args = retake_args(folder, window, name, output, *extra)
+        if extra:
+            args[1] = folder / "mine.otio"
+        procs.append((name, subprocess.Popen([sys.executable, "-m", "ltx_retake", *map(str, args)],
+                                             env=env_for(service, tmp_path / f"{name}.sqlite"), stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True)))
+    for name, proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{name}: {err}"
+    assert_versions_whole(folder / "mine.otio", {"in-a", "in-b"})
+    assert_versions_whole(folder / "shared.otio", {"out-a", "out-b"})
+    assert leftovers(folder) == []
