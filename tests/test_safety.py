@@ -226,3 +226,115 @@ def test_saves_of_one_timeline_at_once_merge_and_lose_no_splice(trial, service, 
     assert_versions_whole(folder / "mine.otio", {"in-a", "in-b"})
     assert_versions_whole(folder / "shared.otio", {"out-a", "out-b"})
     assert leftovers(folder) == []
+
+
+# -- saves that cannot lie ------------------------------------------------------------------------------------------
+
+def many_clips(n: int, media: Path | None = None) -> otio.schema.Timeline:
+    """`n` clips; of one small media file (an .otioz carries it), else of files that need not exist."""
+    tl = otio.schema.Timeline(name="long")
+    track = otio.schema.Track(name="V1")
+    for i in range(n):
+        url = str(media) if media else f"/media/shot{i:04d}.mov"
+        track.append(otio.schema.Clip(name=f"shot{i:04d}", media_reference=otio.schema.ExternalReference(
+            target_url=url), source_range=TR(RT(0, 24), RT(48, 24))))
+    tl.tracks.append(track)
+    return tl
+
+
+_FULL_DISK_SCRIPT = r"""
+import resource, signal, sys
+from pathlib import Path
+from ltx_retake.adapters.timeline_files import save
+from ltx_retake.atomic import WriteFailed
+sys.path.insert(0, sys.argv[2])
+from test_safety import many_clips
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+media = Path(sys.argv[3])
+for suffix in (".otio", ".otioz"):
+    try:
+        save(many_clips(300, media), Path(sys.argv[1]) / f"mine{suffix}", overwrite=True, accept_losses=True)
+        print("written")
+    except WriteFailed as exc:
+        print("refused:", exc)
+"""
+
+
+@pytest.mark.parametrize("disk", ["tmpfs", "file size limit"])
+def test_a_full_disk_is_a_sentence_and_the_old_timeline_stays(disk, tmp_path):
+    """Over the editor's own file (--in-place, --force, `use`): a disk that fills mid-write replaces nothing."""
+    folder = tmp_path / "disk"
+    media = tmp_path / "tiny.mov"
+    media.write_bytes(os.urandom(24_000))   # carried inside the .otioz: past the 20 KB file size limit
+    earlier = {}
+    with (small_disk(folder, "64k") if disk == "tmpfs" else contextlib.nullcontext(folder.mkdir())):
+        for suffix in (".otio", ".otioz"):
+            write_timeline(many_clips(3, media), folder / f"mine{suffix}")
+            earlier[suffix] = (folder / f"mine{suffix}").read_bytes()
+        if disk == "tmpfs":
+            fill(folder, leave=4096)
+            said = []
+            for suffix in (".otio", ".otioz"):
+                with pytest.raises(WriteFailed) as refused:
+                    save(many_clips(300, media), folder / f"mine{suffix}", overwrite=True, accept_losses=True)
+                said.append(str(refused.value))
+        else:
+            done = subprocess.run([sys.executable, "-c", _FULL_DISK_SCRIPT, str(folder), str(Path(__file__).parent), str(media)],
+                                  capture_output=True, text=True, timeout=60)
+            said = done.stdout.strip().splitlines()
+            assert len(said) == 2, done.stderr
+        for suffix, text in zip((".otio", ".otioz"), said):
+            assert "nothing was replaced" in text or "was not written" in text, text
+            assert (folder / f"mine{suffix}").read_bytes() == earlier[suffix], f"{suffix} was replaced"
+        assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == ["mine.otio", "mine.otioz"]
+
+
+def test_a_writer_that_reports_success_after_a_short_write_replaces_nothing(tmp_path):
+    """OTIO's JSON writer once said 'done' after 4 KB of a full disk: the read-back refuses the short file."""
+    dest = tmp_path / "mine.otio"
+    write_timeline(many_clips(3), dest)
+    earlier = dest.read_bytes()
+    whole = otio.adapters.write_to_string(many_clips(200), "otio_json").encode()
+
+    def lying_writer(temp: Path) -> None:
+        temp.write_bytes(whole[:4096])
+
+    def read_back(temp: Path) -> None:
+        try:
+            otio.adapters.read_from_file(str(temp), adapter_name="otio_json")
+        except Exception as exc:
+            raise InputError(f"the written file does not read back ({type(exc).__name__})") from None
+
+    with pytest.raises(WriteFailed, match=r"mine\.otio was not written: the written file does not read back"):
+        write_atomic(dest, lying_writer, verify=read_back)
+    assert dest.read_bytes() == earlier and [p.name for p in tmp_path.iterdir()] == ["mine.otio"]
+
+
+@pytest.mark.slow
+def test_no_room_is_refused_before_paying_and_a_disk_that_fills_later_keeps_the_paid_result(service, project, tmp_path):
+    folder = copy_project(project, tmp_path / "p")
+    disk = tmp_path / "disk"
+    with small_disk(disk, "256k"), Journal(tmp_path / "j.sqlite") as journal, \
+            wiring_for("fal", settings_for(service)) as wiring:
+        mine = disk / "mine.otio"
+        mine.write_bytes((folder / "cut.otio").read_bytes())
+        earlier = mine.read_bytes()
+        sent = submits(service)
+        # the versions would go beside the timeline: their estimate does not fit, so nothing is sent
+        with pytest.raises(InputError, match=r"Not enough space on the disk of .*disk.*MB are free"):
+            run(order_for(folder, mine, timeline=mine, in_place=True), wiring, journal=journal)
+        assert submits(service) == sent and journal.runs() == []
+        # room when planned, full by the time the timeline is written (the confirmation is the moment in between)
+        order = order_for(folder, mine, timeline=mine, in_place=True, media_dir=tmp_path / "media")
+        outcome = run(order, wiring, journal=journal, confirm=lambda jobs: fill(disk) or True)
+        (job,) = outcome.jobs
+        assert outcome.exit_code != 0 and job.recoverable and "No space left" in job.error, job.error
+        assert mine.read_bytes() == earlier and job.version.path.is_file()
+        assert [row["status"] for row in journal.ledger()] == ["charged"]
+        (disk / "filler.bin").unlink()
+        again = resume(outcome.run_id, wiring, journal)
+        assert again.exit_code == 0 and again.jobs[0].step == Step.SPLICED
+        assert submits(service) == sent + 1, "the paid result was paid for again"
+        assert_versions_whole(mine, {"a red door"})
+        assert leftovers(disk) == [] and leftovers(tmp_path / "media") == []
