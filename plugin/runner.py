@@ -955,7 +955,10 @@ def _check_resumable_output(order: RetakeOrder, jobs: list[Job], wiring: Wiring)
         if not ours:
             raise InputError(f"{out} exists and was not written by this run; pass -o OTHER.otio to write the run's "
                              "timeline elsewhere, or --force to replace it. Nothing was changed.")
-    check_writable(out.parent, f"the timeline {out.name}", folder=True)
+    try:
+        check_writable(out.parent, f"the timeline {out.name}", folder=True)
+    except InputError as exc:
+        raise InputError(f"{exc} Or pass -o OTHER.otio to write the run's timeline elsewhere.") from None
 
 
 def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring,
@@ -1027,8 +1030,12 @@ def drop(run_id: str, journal: Journal) -> tuple[str, list[str]]:
             path = returned
         else:
             path = None
-            if r.step != Step.SPLICED:
-                shutil.rmtree(record.work_dir / r.name, ignore_errors=True)
+        work = record.work_dir / r.name
+        if path == returned:      # only the paid return stays of the job's work files
+            for other in (p for p in work.iterdir() if p != returned):
+                shutil.rmtree(other) if other.is_dir() else other.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
         if paid and path is not None:
             kept[r.submitted.request_id] = str(path)
             if r.step != Step.SPLICED:

@@ -338,3 +338,68 @@ def test_no_room_is_refused_before_paying_and_a_disk_that_fills_later_keeps_the_
         assert submits(service) == sent + 1, "the paid result was paid for again"
         assert_versions_whole(mine, {"a red door"})
         assert leftovers(disk) == [] and leftovers(tmp_path / "media") == []
+
+
+# -- check before paying; resume -o; drop -----------------------------------------------------------------------------
+
+def test_what_would_fail_after_paying_is_refused_before_sending(service, project, tmp_path, read_only):
+    folder = copy_project(project, tmp_path / "p")
+    two = read_timeline(folder / "cut.otio")
+    extra = otio.schema.Track(name="V2")
+    extra.append(two.tracks[0][0].clone())
+    two.tracks.append(extra)
+    write_timeline(two, folder / "two.otio")
+    (folder / "a-folder.otio").mkdir()
+    locked = read_only(tmp_path / "locked")
+    sent = submits(service)
+    cases = [
+        (order_for(folder, folder / "out.edl", timeline=folder / "two.otio"), r"EDL holds one picture track"),
+        (order_for(folder, folder / "a-folder.otio", overwrite=True), r"a-folder\.otio is a folder"),
+        (order_for(folder, locked / "out.otio"), r"Cannot write the timeline out\.otio in .*locked"),
+        (order_for(folder, folder / "out.otio", media_dir=locked / "media"), r"Cannot write retake media .* in .*locked"),
+    ]
+    with wiring_for("fal", settings_for(service)) as wiring:
+        for order, refusal in cases:
+            with pytest.raises(InputError, match=refusal):
+                run(order, wiring)
+    assert submits(service) == sent, "a request was sent for a run that could not have been saved"
+    assert sorted(p.name for p in folder.iterdir()) == ["a-folder.otio", "cut.otio", "source.mov", "two.otio"]
+
+
+@pytest.mark.slow
+def test_a_paid_run_that_cannot_save_is_resumed_elsewhere_or_dropped_keeping_what_it_paid(service, project, tmp_path, read_only):
+    folder = copy_project(project, tmp_path / "p")
+    journal_file = tmp_path / "j.sqlite"
+    sent = submits(service)
+    runs = []
+    with Journal(journal_file) as journal, wiring_for("fal", settings_for(service)) as wiring:
+        for name, window in (("kept", WINDOW_A), ("dropped", WINDOW_B)):
+            out = tmp_path / f"out-{name}" / "out.otio"
+            # the output's folder can be written when the run is planned, and not any more when it saves
+            outcome = run(order_for(folder, out, window, prompt=name, media_dir=tmp_path / "media"), wiring,
+                          journal=journal, confirm=lambda jobs, out=out: bool(read_only(out.parent)))
+            (job,) = outcome.jobs
+            assert job.recoverable and outcome.exit_code != 0 and not out.exists()
+            runs.append((outcome.run_id, job))
+    env = env_for(service, journal_file)
+    (kept_id, kept), (dropped_id, dropped) = runs
+    stuck = cli("resume", kept_id, env=env, cwd=tmp_path)
+    assert stuck.returncode == 2 and "-o OTHER.otio" in stuck.stderr and "Traceback" not in stuck.stderr, stuck.stderr
+    elsewhere = cli("resume", kept_id, "-o", "elsewhere.otio", env=env, cwd=tmp_path)   # relative to where it runs
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert_versions_whole(tmp_path / "elsewhere.otio", {"kept"})
+    gone = cli("jobs", "--drop", dropped_id[-6:], env=env, cwd=tmp_path)
+    assert gone.returncode == 0 and f"dropped\t{dropped_id}" in gone.stdout, gone.stderr
+    assert str(dropped.version.path) in gone.stdout and dropped.version.path.is_file()   # the paid file is kept
+    again = cli("resume", dropped_id, env=env)
+    assert again.returncode == 2 and "was dropped" in again.stderr
+    nothing = cli("resume", env=env)
+    assert nothing.returncode == 0 and "Nothing to resume" in nothing.stderr
+    listed = {r["run"]: r for r in json.loads(cli("jobs", "--json", env=env).stdout)}
+    assert listed[kept_id]["state"] == "finished" and listed[dropped_id]["state"] == "dropped"
+    costs = json.loads(cli("costs", "--json", env=env).stdout)
+    assert sum(b["requests"] for b in costs["by_day"]) == 2 and costs["by_day"][0]["spent_usd"] > 0
+    with Journal(journal_file) as journal:
+        assert {row["kept"] for row in journal.ledger()} >= {str(dropped.version.path)}
+    assert submits(service) == sent + 2, "a paid request was sent again"
+    assert leftovers(tmp_path / "media") == []
