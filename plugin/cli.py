@@ -272,24 +272,30 @@ def _in_worker(a: argparse.Namespace, settings, work) -> int:
     cancel = threading.Event()
     box: dict = {}
 
+    done = threading.Event()
+
     def target() -> None:
         try:
             with _journal(settings) as journal:
                 box["outcomes"] = work(journal, log, cancel)
         except BaseException as exc:  # handed to the main thread, which reports it
             box["error"] = exc
+        finally:
+            done.set()
 
+    # The main thread waits on an event, not on Thread.join: a Ctrl-C inside join() can leave the thread looking
+    # finished while it still runs (CPython before 3.12), and the report, and the run's end, were lost.
     worker = threading.Thread(target=target, name="ltx-retake-run", daemon=True)
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
-        print("Cancelling: asking the service to stop the jobs (Ctrl-C again to leave at once) ...", file=sys.stderr)
+        _say("Cancelling: asking the service to stop the jobs (Ctrl-C again to leave at once) ...")
         cancel.set()
         try:
-            while worker.is_alive():  # let the worker cancel on the service and clean up
-                worker.join(0.2)
+            while not done.wait(0.2):  # let the worker cancel on the service and clean up
+                pass
         except KeyboardInterrupt:
             _leave_now("Left without waiting: jobs already submitted may still run on the service; `ltx-retake resume` "
                        "follows them.")

@@ -355,6 +355,8 @@ class Journal:
         with self._lock:
             try:
                 return self._retry(fn)
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise                          # a bug (a closed journal, a bad statement): not the file's fault
             except sqlite3.DatabaseError as exc:
                 raise self._damaged(exc) from None
 

@@ -403,3 +403,78 @@ def test_a_paid_run_that_cannot_save_is_resumed_elsewhere_or_dropped_keeping_wha
         assert {row["kept"] for row in journal.ledger()} >= {str(dropped.version.path)}
     assert submits(service) == sent + 2, "a paid request was sent again"
     assert leftovers(tmp_path / "media") == []
+
+
+# -- Ctrl-C: a paid result is never thrown away; a cancelled run leaves nothing --------------------------------------
+
+def wait_for_step(journal: Path, step: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        if journal.exists():
+            with Journal(journal) as j:
+                runs = j.runs()
+                if runs and any(job.step.value == step for job in runs[0].jobs):
+                    return
+        time.sleep(0.05)
+    pytest.fail(f"the run never reached {step}")
+
+
+def start(args: list, env: dict, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ltx_retake", *map(str, args)], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_downloading_keeps_the_paid_result_for_resume_from_any_folder(service, project, tmp_path):
+    folder = copy_project(project, tmp_path / "p")
+    journal = tmp_path / "j.sqlite"
+    env = env_for(service, journal)
+    sent = submits(service)
+    service.add_fault(Fault("download", "slow", times=1, delay=20.0))
+    # typed as an editor types it: paths relative to the project folder
+    proc = start(["retake", "cut.otio", "--range", *WINDOW_A, "--prompt", "dusk", "--mode", "video", "--provider", "fal",
+                  "-o", "out.otio", "--yes"], env, cwd=folder)
+    wait_for_step(journal, "downloading", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "paid for and kept" in out and "ltx-retake resume" in out and "Traceback" not in err
+    listed = json.loads(cli("jobs", "--json", env=env).stdout)[0]
+    assert listed["state"] == "incomplete" and listed["jobs"][0]["recoverable"]
+    costs = json.loads(cli("costs", "--json", env=env).stdout)
+    assert costs["by_day"][0]["spent_usd"] > 0 and costs["by_day"][0]["cancelled"] == 0
+    resumed = cli("resume", env=env, cwd=tmp_path.parent)                              # from another folder
+    assert resumed.returncode == 0, resumed.stderr
+    assert "changed since" not in resumed.stderr and "resuming at failed" in resumed.stderr
+    assert submits(service) == sent + 1, "the paid request was sent again"
+    assert_versions_whole(folder / "out.otio", {"dusk"})
+    assert leftovers(folder) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_result_cancels_on_the_service_and_leaves_nothing_and_twice_leaves_at_once(project, tmp_path):
+    folder = copy_project(project, tmp_path / "p")
+    with LocalService(LocalServiceConfig(require_key=KEY, processing_delay=4.0)) as slow:   # long enough to be stopped
+        for presses in (1, 2):
+            journal = tmp_path / f"j{presses}.sqlite"
+            proc = start(retake_args(folder, WINDOW_A, "night", folder / f"out{presses}.otio"), env_for(slow, journal))
+            wait_for_step(journal, "generating", proc)
+            proc.send_signal(signal.SIGINT)
+            if presses == 2:
+                time.sleep(0.05)
+                proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 130, err
+            assert "Traceback" not in err and "Exception ignored" not in err, err
+            with Journal(journal) as j:
+                (run_record,) = j.runs()
+                ledger = [row["status"] for row in j.ledger()]
+            if presses == 1:
+                assert [job.step.value for job in run_record.jobs] == ["cancelled"]
+                assert ledger == ["cancelled"]
+                assert not (folder / "cut_retakes").exists(), "a cancelled run left work files"
+            else:   # left at once: the journal shows the run interrupted, and `resume` follows it later
+                assert "Left without waiting" in err and run_record.state == "interrupted"
+        assert len(slow.requests_to("cancel")) >= 1
+    assert not (folder / "out1.otio").exists() and not (folder / "out2.otio").exists()
