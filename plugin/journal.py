@@ -268,7 +268,7 @@ class Journal:
             raise InputError(f"The job journal's folder {self.path.parent} cannot be created ({exc.strerror or exc}); "
                              "set LTX_RETAKE_JOURNAL to a writable file.") from None
         try:
-            self._db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=0.25, check_same_thread=False, isolation_level=None)
             version = self._retry(lambda: self._open())
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
@@ -290,15 +290,17 @@ class Journal:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > _SCHEMA:
             return version
-        db.execute("PRAGMA journal_mode=WAL")
+        if version != _SCHEMA:  # new or older: set up (a current journal is only read here, even while locked)
+            db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         bad = db.execute("PRAGMA quick_check(1)").fetchone()[0]
         if bad != "ok":
             raise sqlite3.DatabaseError(f"damaged: {bad}")
-        db.executescript(_TABLES)
-        if version == 1:
-            db.execute("ALTER TABLE ledger ADD COLUMN kept TEXT")
-        db.execute(f"PRAGMA user_version={_SCHEMA}")
+        if version != _SCHEMA:
+            db.executescript(_TABLES)
+            if version == 1:
+                db.execute("ALTER TABLE ledger ADD COLUMN kept TEXT")
+            db.execute(f"PRAGMA user_version={_SCHEMA}")
         return version
 
     def _close_quietly(self) -> None:
@@ -330,14 +332,14 @@ class Journal:
                 text = str(exc).lower()
                 if "locked" not in text and "busy" not in text:
                     raise
-                waited = time.monotonic() - started
-                if waited >= self.lock_wait_s:
-                    raise InputError(f"The job journal {self.path} stayed locked by another program for "
-                                     f"{waited:.0f} s; close it (or the other ltx-retake), then try again.") from None
                 if not told and self.on_wait is not None:
                     self.on_wait(f"the job journal {self.path} is locked by another program; waiting for it "
                                  f"(up to {self.lock_wait_s:.0f} s)")
                     told = True
+                waited = time.monotonic() - started
+                if waited >= self.lock_wait_s:
+                    raise InputError(f"The job journal {self.path} stayed locked by another program for "
+                                     f"{waited:.0f} s; close it (or the other ltx-retake), then try again.") from None
                 self._sleep(0.2)
 
     def close(self) -> None:
@@ -485,7 +487,13 @@ class Journal:
         return {p for p in paths if p}
 
     def _run_from(self, row: dict) -> RunRecord:
-        jobs = [self._job_from(j) for j in self._rows("SELECT * FROM jobs WHERE run_id=? ORDER BY rowid", (row["id"],))]
+        jobs = []
+        for j in self._rows("SELECT * FROM jobs WHERE run_id=? ORDER BY rowid", (row["id"],)):
+            try:
+                jobs.append(self._job_from(j))
+            except InputError:
+                if row["state"] != "dropped":   # a dropped run's unreadable jobs are over: listed without them
+                    raise
         state = row["state"]
         if state == "running" and not _owner_alive(row["owner_pid"], row["owner_host"]):
             state = "interrupted"

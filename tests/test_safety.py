@@ -478,3 +478,129 @@ def test_ctrl_c_before_the_result_cancels_on_the_service_and_leaves_nothing_and_
                 assert "Left without waiting" in err and run_record.state == "interrupted"
         assert len(slow.requests_to("cancel")) >= 1
     assert not (folder / "out1.otio").exists() and not (folder / "out2.otio").exists()
+
+
+# -- no crash on any input, no debris after a kill -------------------------------------------------------------------
+
+def deep_otio(depth: int) -> bytes:
+    return (b'{"OTIO_SCHEMA": "Timeline.1", "name": "x", "tracks": ' + b'{"OTIO_SCHEMA": "Stack.1", "children": [' * depth
+            + b"]}" * depth + b"}")
+
+
+def test_a_timeline_nested_absurdly_deep_is_refused_at_once_with_a_sentence(tmp_path):
+    import zipfile
+
+    for depth in (20_000, 50_000):
+        path = tmp_path / f"deep{depth}.otio"
+        path.write_bytes(deep_otio(depth))
+        started = time.monotonic()
+        with pytest.raises(TimelineReadError, match=rf"deep{depth}\.otio nests {2 * depth + 1} levels deep"):
+            read_document(path)
+        assert time.monotonic() - started < 2
+    with zipfile.ZipFile(tmp_path / "deep.otioz", "w") as z:
+        z.writestr("content.otio", deep_otio(50_000))
+    with pytest.raises(TimelineReadError, match=r"deep\.otioz/content\.otio nests"):
+        read_document(tmp_path / "deep.otioz")
+    done = cli("versions", tmp_path / "deep50000.otio", env={**os.environ})   # it crashed the interpreter (SIGSEGV)
+    assert done.returncode == 2 and "nests 100001 levels deep" in done.stderr, done.stderr
+
+
+def journal_with_runs(path: Path, runs: int, *, step: str | None = None) -> None:
+    """A journal holding `runs` runs (no jobs), and with `step` one job in that (unknown) state."""
+    with Journal(path) as j:
+        for i in range(runs):
+            j._write("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (f"20260101-000000-{i:06d}", i, i, "/t/cut.otio", "x", "/t/out.otio", "/t/m", "/t/m/.work/w", "{}",
+                      "finished", None, None))
+        if step:
+            j._write("INSERT INTO jobs (id, run_id, name, step, plan_json, version_json, prompt, mode, provider, model, "
+                     "updated) VALUES (?,?,?,?,?,?,?,?,?,?,?)", ("20260101-000000-000000/job1", "20260101-000000-000000",
+                                                                "job1", step, "{}", "{}", "p", "replace_video", "fal", "m", 0))
+
+
+def test_every_journal_fault_is_a_sentence(tmp_path):
+    env = dict(os.environ)
+    # damaged pages: a copy is kept aside, the sentence says where and how to start afresh
+    damaged = tmp_path / "damaged.sqlite"
+    journal_with_runs(damaged, 400)
+    with open(damaged, "r+b") as fh:
+        fh.seek(4096 * 3)
+        fh.write(os.urandom(4096 * 2))
+    said = cli("jobs", env={**env, "LTX_RETAKE_JOURNAL": str(damaged)})
+    assert said.returncode == 2 and "is damaged" in said.stderr and "a copy is kept at" in said.stderr, said.stderr
+    assert "To start a fresh journal" in said.stderr and "Traceback" not in said.stderr
+    # a step this version does not know: named, with the way out, which works
+    odd = tmp_path / "odd.sqlite"
+    journal_with_runs(odd, 1, step="teleporting")
+    said = cli("jobs", env={**env, "LTX_RETAKE_JOURNAL": str(odd)})
+    assert said.returncode == 2 and "step 'teleporting'" in said.stderr and "jobs --drop 20260101-000000-000000" in said.stderr
+    assert cli("jobs", "--drop", "20260101-000000-000000", env={**env, "LTX_RETAKE_JOURNAL": str(odd)}).returncode == 0
+    assert cli("jobs", env={**env, "LTX_RETAKE_JOURNAL": str(odd)}).returncode == 0
+    # locked by another program: waited for, with a word; then a sentence
+    locked = tmp_path / "locked.sqlite"
+    journal_with_runs(locked, 1)
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; db = sqlite3.connect(sys.argv[1], "
+                               "isolation_level=None); db.execute('BEGIN IMMEDIATE'); print('held', flush=True); "
+                               "time.sleep(1.5); db.execute('COMMIT')", str(locked)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        heard: list[str] = []
+        with Journal(locked, lock_wait_s=0.3, on_wait=heard.append) as j:
+            assert len(j.runs()) == 1                       # reading goes on while another program writes
+            with pytest.raises(InputError, match=r"stayed locked by another program for \d+ s; close it"):
+                j.finish_run("20260101-000000-000000")
+        with Journal(locked, lock_wait_s=10, on_wait=heard.append) as j:
+            j.finish_run("20260101-000000-000000")          # waited for, then done
+        assert heard and "is locked by another program; waiting for it" in heard[0]
+    finally:
+        holder.wait(10)
+
+
+def test_a_closed_pipe_a_read_only_demo_folder_and_a_killed_process_leave_no_trace(tmp_path, read_only):
+    journal = tmp_path / "many.sqlite"
+    journal_with_runs(journal, 3000)
+    env = dict(os.environ, LTX_RETAKE_JOURNAL=str(journal))
+    proc = subprocess.Popen([sys.executable, "-m", "ltx_retake", "jobs", "--all"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()                                         # `ltx-retake jobs | head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 141 and err == "", err
+    locked = read_only(tmp_path / "locked")
+    demo = cli("demo", "--dir", locked / "demo", env=env)
+    assert demo.returncode == 2 and "Cannot write the demo project" in demo.stderr and "--dir" in demo.stderr
+    # a process with the local service's storage and an ffmpeg at work, killed with SIGKILL
+    script = ("import sys, threading; from ltx_retake.adapters.local_service import LocalService; "
+              "from ltx_retake.adapters.ffmpeg_exe import run_ffmpeg; svc = LocalService(); svc.start(); "
+              "print(svc.storage_dir, flush=True); run_ffmpeg(['-re', '-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=25', "
+              "'-t', '600', '-f', 'null', '-'])")
+    victim = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    storage = Path(victim.stdout.readline().strip())
+    ffmpeg = None
+    deadline = time.monotonic() + 20
+    while ffmpeg is None and time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(") ", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == victim.pid and "ffmpeg" in stat.with_name("comm").read_text():
+                ffmpeg = int(stat.parent.name)
+        time.sleep(0.05)
+    assert ffmpeg is not None and storage.is_dir()
+    victim.kill()
+    victim.wait(10)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{ffmpeg}").exists() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            os.waitpid(ffmpeg, os.WNOHANG)
+        stat = Path(f"/proc/{ffmpeg}/stat")
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(") ", 1)[1][:1] == "Z":
+                break
+        time.sleep(0.05)
+    else:
+        assert not Path(f"/proc/{ffmpeg}").exists(), "ffmpeg went on after its parent was killed"
+    assert storage.is_dir()                                     # the uploads stayed behind the kill ...
+    assert cli("costs", env=env).returncode == 0
+    assert not storage.exists(), "the next start did not sweep the killed process's scratch folder"
