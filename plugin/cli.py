@@ -472,10 +472,13 @@ def _cmd_use(a: argparse.Namespace) -> int:
     maps, folders = relink_settings(settings, a.path_maps, a.media_search)
     store = offline_wiring(settings, rate=a.rate, timeline_name=a.timeline_name, path_maps=maps,
                            media_search=folders).store
-    document = store.open(a.timeline)
-    changed = use_version(document.timeline, a.clip, a.version, a.at)
+    from .locks import hold
+
     out = a.output or a.timeline
-    store.save(document.timeline, out, document=document, overwrite=True, accept_losses=a.yes)
+    with hold(out, "saving", on_wait=lambda text: _say(f"ltx-retake: {text}")):  # one writer: a retake saving it waits
+        document = store.open(a.timeline)
+        changed = use_version(document.timeline, a.clip, a.version, a.at)
+        store.save(document.timeline, out, document=document, overwrite=True, accept_losses=a.yes)
     for r in changed:
         print(f"{r.original_name}\t{r.record_timecode}\t{a.version}")
     print(f"timeline\t{out}")

@@ -26,7 +26,6 @@ from ltx_retake.atomic import WriteFailed, write_atomic
 from ltx_retake.compose import wiring_for
 from ltx_retake.errors import InputError, TimelineReadError
 from ltx_retake.journal import Journal
-from ltx_retake.locks import claim_path
 from ltx_retake.paths import file_sha256
 from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import Step
