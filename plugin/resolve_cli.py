@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .ports import DELIVERIES, RetakeMode
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, order_options
 
 __all__ = ["add_parser", "run_command", "bridge", "delivery_for", "retakes_root"]
 
@@ -33,6 +33,11 @@ def add_parser(sub) -> None:
     r.add_argument("--media-dir", type=Path, help="where versions go (default: the output_dir setting, else "
                    "~/LTX Retakes/<timeline>/media)")
     r.add_argument("--max-parallel", type=int, default=4, metavar="N")
+    r.add_argument("--context", metavar="SECONDS|max", help="seconds of the shot sent each side of the window, paid for "
+                   "like the window (default: the context_s setting, 1 s)")
+    r.add_argument("--full-res", action="store_true", help="send the picture at its own size (default: 1920x1080 at most)")
+    r.add_argument("--dissolve", type=int, metavar="N", help="dissolve a changed picture over N frames at each edge")
+    r.add_argument("--crossfade", type=float, metavar="MS", help="crossfade a changed sound over MS ms at each edge")
     r.add_argument("--yes", action="store_true", help="send without asking even above the cost threshold")
     r.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     r.add_argument("--quiet", action="store_true", help="print only failures on stderr")
@@ -114,7 +119,9 @@ def _retake(a, live, in_worker, report, confirm_cost) -> int:
     delivery = delivery_for(a.deliver, settings, live.features.decodes_h264)
     root = retakes_root()
     media_dir = a.media_dir or (Path(settings.output_dir) if settings.output_dir else None)
-    extra = dict(delivery=delivery, max_parallel=max(1, a.max_parallel), local_protocol=a.local_protocol)
+    extra = dict(delivery=delivery, max_parallel=max(1, a.max_parallel), local_protocol=a.local_protocol,
+                 **order_options(settings, context=a.context, full_res=a.full_res, dissolve=a.dissolve,
+                                 crossfade=a.crossfade))
 
     def confirm(jobs) -> bool:
         return confirm_cost(estimate([j.plan for j in jobs]), settings.cost_threshold_usd, a.yes)
