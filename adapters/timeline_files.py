@@ -43,7 +43,7 @@ __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "sav
            "format_of", "FAITHFUL", "sniff_edl_rate"]
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
-FAITHFUL: dict[str, str] = {}
+FAITHFUL: dict[str, str] = {"fcp_xml": "fcp7_file"}
 
 
 def readable_suffixes() -> dict[str, str]:

@@ -22,7 +22,7 @@ ORIGIN = "origin"
 
 def signature(item) -> str:
     """What a writer must rewrite when it differs: the item's source range, name, enabled flag and active media."""
-    sr = item.source_range
+    sr = getattr(item, "source_range", None)  # a Transition has none
     rng = "" if sr is None else f"{sr.start_time.value!r}/{sr.duration.value!r}@{sr.start_time.rate!r}"
     active = item.active_media_reference_key if isinstance(item, otio.schema.Clip) else ""
     if isinstance(item, otio.schema.Transition):

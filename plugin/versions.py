@@ -70,6 +70,17 @@ def _normalise_version(text: str) -> str:
     return t
 
 
+def _places(retaken: list[RetakenClip]) -> int:
+    """How many separate windows the clips cover: overlapping ones are one (a 15 fps picture splits a frame apart
+    from its 30 fps sound, so the two record ranges of one retake differ by a frame)."""
+    places, end = 0, None
+    for r in sorted(retaken, key=lambda r: r.record_range.start_time.to_seconds()):
+        if end is None or r.record_range.start_time.to_seconds() >= end:
+            places += 1
+        end = max(end or 0.0, r.record_range.end_time_exclusive().to_seconds())
+    return places
+
+
 def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str | None = None) -> list[RetakenClip]:
     """Make `version` (a name like v002 / retake_v002 / shot_retake_v002, or 'original') show on `clip`.
 
@@ -85,8 +96,8 @@ def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str
     if not matches:
         raise SelectionError(f"No retaken clip {name!r}{' at ' + at if at else ''}; `ltx-retake versions` lists them.")
     splices = [r for r in matches if r.placement == "splice"]
-    if len({r.record_timecode for r in splices}) > 1:
-        where = ", ".join(r.record_timecode for r in splices)
+    if _places(splices) > 1:
+        where = ", ".join(sorted({r.record_timecode for r in splices}))
         raise SelectionError(f"{name!r} was retaken in several places ({where}); pick one with --at TIMECODE.")
     changed = []
     for r in matches:
