@@ -44,6 +44,7 @@ __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "sav
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
 FAITHFUL: dict[str, str] = {"fcp_xml": "fcp7_file"}
+_NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF", "otio_json": "OTIO JSON"}
 
 
 def readable_suffixes() -> dict[str, str]:
@@ -198,8 +199,8 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
         raise TimelineReadError(f"{path.name} nests too deeply to read; export it again flattened, or as .otio.") from None
     except Exception as exc:  # a library's own words are no help to an editor: say what to do instead
         raise TimelineReadError(
-            f"{path.name} could not be read as {adapter} ({type(exc).__name__}). Export it again from the NLE, "
-            "or as .otio, and check that the file is complete."
+            f"{path.name} could not be read as {_NAMES.get(adapter, adapter)}: the file is damaged, incomplete, or not "
+            "what its name says. Export it again from the NLE, or as .otio, and check that the file is complete."
         ) from None
     if not timelines:
         raise TimelineReadError(f"{path.name} holds no timeline.")
@@ -258,7 +259,6 @@ def losses(timeline: otio.schema.Timeline, path: str | Path, document: Document 
     return _conversion_losses(timeline, adapter, document)
 
 
-_NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF"}
 
 
 def _conversion_losses(timeline: otio.schema.Timeline, adapter: str, document: Document | None) -> list[str]:
@@ -269,9 +269,10 @@ def _conversion_losses(timeline: otio.schema.Timeline, adapter: str, document: D
         out.append(f"it is written anew by OTIO as {what}, not as an edit of {document.name}: whatever OTIO did not read "
                    f"from {document.name} (effects, links, labels, comments) is not in it")
     elif document is not None and document.format == adapter and document.source is None:
-        out.append(f"OTIO writes {what} anew: whatever it did not read from {document.name} is not in it")
+        out.append(f"{what} is written anew by OTIO, not edited in place: whatever OTIO did not read from "
+                   f"{document.name} is not in it (.otio, or the NLE's own XML, keeps everything)")
     clips = list(timeline.find_clips())
-    several = sum(1 for c in clips if len(c.media_references()) > 1)
+    several = sum(1 for c in clips if any(key.startswith("retake_v") for key in c.media_references()))
     if several:
         out.append(f"{several} clip(s) keep only the media they show: other versions and the original media of "
                    "retaken clips are not in the file, and `ltx-retake use` cannot switch them there")

@@ -462,6 +462,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ltx-retake: cancelled", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one sentence here, the traceback (redacted) in a file for the report
+        where = _crash_report(exc, argv)
+        print(f"ltx-retake: an unexpected error ({type(exc).__name__}) stopped `{args.command}`. Please report it with "
+              f"the command line{f' and {where}' if where else ''}.", file=sys.stderr)
+        return 1
+
+
+def _crash_report(exc: BaseException, argv: list[str] | None) -> str:
+    """Write the traceback, with secrets redacted, to a file in the user's data folder; its path ('' if none)."""
+    import tempfile
+    import traceback
+
+    try:
+        from platformdirs import user_log_dir
+
+        folder = Path(user_log_dir("ltx-retake"))
+        folder.mkdir(parents=True, exist_ok=True)
+    except Exception:  # noqa: BLE001 - no log folder: the temp folder will do
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    text = "ltx-retake " + " ".join(sys.argv[1:] if argv is None else argv) + "\n\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        path.write_text(redact(text), encoding="utf-8")
+    except OSError:
+        return ""
+    return str(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -156,6 +156,17 @@ def prepare_document(order: RetakeOrder, wiring: Wiring, progress: Progress | No
     """
     log = progress or EventLog()
     document = wiring.store.open(order.timeline)
+    try:
+        return _prepare(document, order, wiring, log, reserved)
+    except InputError as exc:  # every refusal names the timeline file it is about
+        text = str(exc)
+        if document.name in text:
+            raise
+        raise type(exc)(f"{document.name}: {text}") from None
+
+
+def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progress,
+             reserved: set[str]) -> tuple[Document, list[Job], Path]:
     timeline = document.timeline
     for note in document.notes:
         log(JobEvent("run", Step.PLANNED, f"note: {note}"))

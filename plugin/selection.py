@@ -117,7 +117,8 @@ def require_lengths(timeline: otio.schema.Timeline, track_index: int | None = No
 
 
 def find_track(timeline: otio.schema.Timeline, track: str | int | None, kind: str = otio.schema.TrackKind.Video) -> int:
-    """A track by name, by NLE label (V1, A2), or by 1-based number among tracks of `kind`; default V1."""
+    """A track by position (`V1`, `A2` as NLEs number them; a bare number among tracks of `kind`) or by name
+    (`name:TEXT` forces the name); default V1. Where a name and a position both fit different tracks, refused."""
     tracks = list(timeline.tracks)
     of_kind = [i for i, t in enumerate(tracks) if t.kind == kind]
     if track is None:
@@ -128,19 +129,37 @@ def find_track(timeline: otio.schema.Timeline, track: str | int | None, kind: st
     labelled = re.match(r"^([VA]\d+) \('.*'\)$", text) or re.match(r'^([VA]\d+) \(".*"\)$', text)
     if labelled:  # what track_label writes for a named track: "V2 ('Video 2')"
         text = labelled.group(1)
-    named = [i for i, t in enumerate(tracks) if t.name == text]
-    if len(named) == 1:
-        return named[0]
+    everything = ", ".join(track_label(timeline, i) for i in range(len(tracks)))
+    if text.lower().startswith("name:"):
+        wanted = text[5:].strip()
+        named = [i for i, t in enumerate(tracks) if t.name == wanted]
+        if len(named) == 1:
+            return named[0]
+        many = f"{len(named)} tracks are named {wanted!r}" if named else f"No track is named {wanted!r}"
+        raise SelectionError(f"{many}; pick one by position (V1, A2). The timeline has: {everything}.")
+    named = [] if labelled else [i for i, t in enumerate(tracks) if t.name == text]   # a label is a position
+    placed = None
     label = text.upper()
     if label[:1] in ("V", "A") and label[1:].isdigit():
         pool = [i for i, t in enumerate(tracks) if t.kind == (otio.schema.TrackKind.Video if label[0] == "V" else otio.schema.TrackKind.Audio)]
         n = int(label[1:])
         if 1 <= n <= len(pool):
-            return pool[n - 1]
+            placed = pool[n - 1]
     elif text.isdigit() and 1 <= int(text) <= len(of_kind):
-        return of_kind[int(text) - 1]
-    names = ", ".join(track_label(timeline, i) for i in range(len(tracks)))
-    raise SelectionError(f"No track {text!r}; the timeline has: {names}.")
+        placed = of_kind[int(text) - 1]
+    if placed is not None and named and named != [placed]:
+        where = " and ".join(track_label(timeline, i) for i in named)
+        raise SelectionError(
+            f"--track {text} is ambiguous: by position it is {track_label(timeline, placed)}, but {where} "
+            f"{'is' if len(named) == 1 else 'are'} named {text!r}. Write the position as V1/A2, or the name as name:{text}."
+        )
+    if placed is not None:
+        return placed
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise SelectionError(f"{len(named)} tracks are named {text!r}; pick one by position (V1, A2). The timeline has: {everything}.")
+    raise SelectionError(f"No track {text!r}; the timeline has: {everything}.")
 
 
 def track_label(timeline: otio.schema.Timeline, index: int) -> str:

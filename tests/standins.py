@@ -42,8 +42,8 @@ def standin_name(clip: otio.schema.Clip) -> str | None:
     hints = media_hints(clip)
     if not hints:
         return None
-    name = hints[0].replace("/", "_").replace("\\", "_")
-    return name if Path(name).suffix else f"{name}.mov"
+    name = hints[0].replace("\\", "/").rsplit("/", 1)[-1].strip()   # what the relinker looks for by name
+    return (name if Path(name).suffix else f"{name}.mov") if name else None
 
 
 def standin_media(timeline: otio.schema.Timeline, folder: Path, *, size: tuple[int, int] = (96, 54),

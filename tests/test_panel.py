@@ -14,7 +14,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QPushButton
 
 from ltx_retake.adapters.local_service import LocalService, LocalServiceConfig
-from ltx_retake.adapters.timeline_files import read_timeline
+from ltx_retake.adapters.timeline_files import read_timeline, write_timeline
 from ltx_retake.paths import file_sha256
 from ltx_retake.settings import load_settings
 from ltx_retake.ui.timeline_view import badge_text
@@ -43,6 +43,10 @@ class Answers(Dialogs):
 
     def warn(self, title: str, text: str) -> None:
         self.warnings.append((title, text))
+
+    def relink(self, missing: list[str], start: str):
+        self.asked.append(("Relink Media", "\n".join(missing)))
+        return self.relink_answer.pop(0) if getattr(self, "relink_answer", None) else None
 
 
 @pytest.fixture
@@ -237,3 +241,29 @@ def test_pyside6_none_refcount_regression():
     version = done.stdout.strip()
     if sys.version_info < (3, 12):
         assert version != "6.12.0", "pyproject must exclude PySide6 6.12.0 on Python < 3.12"
+
+
+def test_offline_media_is_drawn_offline_named_in_the_plan_and_relinked_from_the_file_menu(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=4.0)
+    moved = tmp_path / "card"
+    moved.mkdir()
+    (tmp_path / "source.mov").rename(moved / "source.mov")
+    tl = read_timeline(cut)
+    for c in tl.find_clips():  # as an editor's Windows machine wrote it
+        c.media_reference.target_url = "file://localhost/E%3a/Shoot/Day1/source.mov"
+    windows = write_timeline(tl, tmp_path / "from_windows.otio")
+    answers = Answers()
+    w = window(answers=answers)
+    assert w.open(windows)
+    assert w.view.offline_count() == 3 and "3 clip(s) are offline" in w.status.text()
+    _select_range(qtbot, w, 30, 80)
+    w.form.prompt.setFocus()
+    qtbot.keyClicks(w.form.prompt, "fog")
+    qtbot.waitUntil(lambda: "E:/Shoot/Day1/source.mov is not on this machine" in w.form.problems.text(), timeout=20_000)
+    assert w.form.problems.text().startswith("from_windows.otio: B on V1") and not w.form.retake.isEnabled()
+
+    answers.relink_answer = [("map", f"E:/Shoot/Day1={moved}")]
+    w.relink()
+    assert w.view.offline_count() == 0 and "3 clip(s) relinked" in w.status.text()
+    qtbot.waitUntil(lambda: w.form.retake.isEnabled(), timeout=20_000)
+    assert answers.asked[-1][0] == "Relink Media" and "E:/Shoot/Day1/source.mov" in answers.asked[-1][1]

@@ -20,9 +20,10 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..compose import offline_wiring, relink_settings
 from ..costs import Estimate, estimate
-from ..errors import RetakeError, redact
+from ..errors import InputError, RetakeError, SelectionError, UnsupportedEditError, redact
 from ..journal import Journal
 from ..paths import safe_stem, same_file
+from ..relink import Relinker, parse_path_map
 from ..ports import RetakeMode
 from ..progress import JobEvent, Step
 from ..runner import Job, Outcome, RetakeOrder, default_media_dir, job_from_record, prepare, splice_into
@@ -160,6 +161,8 @@ class Session(QObject):
         self.max_parallel = 8              # jobs of one run in flight at once
         self.delivery = settings.delivery  # the codec versions are delivered in (the Resolve link may choose another)
         self.media_folder: Path | None = None   # where versions go when the output_dir setting is empty (Resolve mode)
+        self.path_maps: list[tuple[str, str]] = []     # File > Relink Media, for this session (Settings keeps them)
+        self.search_folders: list[Path] = []
         self.folder = journal_path(settings).parent / "panel"
         self._queue: collections.deque = collections.deque()
         self._finished: collections.deque = collections.deque()
@@ -175,6 +178,44 @@ class Session(QObject):
     def use_settings(self, settings: Settings) -> None:
         self.settings = settings
         self.delivery = settings.delivery
+
+    # ---- relinking -----------------------------------------------------------------------------------------
+
+    def relink_options(self) -> tuple[tuple[tuple[str, str], ...], tuple[Path, ...]]:
+        """The path maps and search folders plans use: the ones given in this session first, then the settings'."""
+        return relink_settings(self.settings, self.path_maps, self.search_folders)
+
+    def add_search_folder(self, folder: Path) -> None:
+        """Look for missing media by name in `folder` too (File > Relink Media)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"{folder} is not a folder here; choose the folder that holds the media.")
+        if folder not in self.search_folders:
+            self.search_folders.append(folder)
+
+    def add_path_map(self, text: str) -> None:
+        """Media paths that start with FROM are under TO here (File > Relink Media)."""
+        pair = parse_path_map(text)
+        if pair not in self.path_maps:
+            self.path_maps.append(pair)
+
+    def offline(self) -> list[tuple[int, otio.schema.Clip, str]]:
+        """The clips whose media cannot be found here (as written, mapped or by name), each with the sentence why."""
+        doc = self.document
+        if doc.timeline is None:
+            return []
+        maps, folders = self.relink_options()
+        relinker = Relinker(doc.path.parent if doc.path else None, maps, [f for f in folders if Path(f).is_dir()])
+        out = []
+        for ti, track in enumerate(doc.timeline.tracks):
+            for clip in track.find_clips():
+                try:
+                    relinker.locate(clip, f"{clip.name} on {track_label(doc.timeline, ti)}")
+                except (SelectionError, UnsupportedEditError) as exc:
+                    if "generator" in str(exc) or "image sequence" in str(exc) or "web address" in str(exc):
+                        continue  # not footage on a disk: refused as such when planned, not "offline"
+                    out.append((ti, clip, str(exc)))
+        return out
 
     # ---- the document --------------------------------------------------------------------------------------
 
@@ -197,10 +238,11 @@ class Session(QObject):
     def orders_for(self, request: Request, snapshot: Path, output_stem: str) -> list[RetakeOrder]:
         """The request as core orders: a range is one order; clips are one order per track."""
         doc = self.document
+        maps, folders = self.relink_options()
         base = dict(timeline=snapshot, prompt=request.prompt, mode=request.mode, provider=request.provider,
                     model=request.model, placement=request.placement, media_dir=self.media_dir(),
                     media_root=doc.path.parent if doc.path else None, max_parallel=self.max_parallel,
-                    delivery=self.delivery)
+                    delivery=self.delivery, path_maps=maps, media_search=folders)
         tl = doc.timeline
         if request.range is not None:
             a, b = request.range
@@ -247,15 +289,17 @@ class Session(QObject):
         if missing:
             out.problems.append(missing)
         with self._plan_lock:
-            wiring = offline_wiring(self.settings)
+            maps, folders = self.relink_options()
+            wiring = offline_wiring(self.settings, path_maps=maps, media_search=folders)
             try:
                 out.orders = self.orders_for(request, snapshot, "plan")
                 for order in out.orders:
                     timeline, jobs, _ = prepare(order, wiring)
                     out.jobs.append(jobs)
                     out.landing.extend(describe_landing(timeline, j.plan, order.placement) for j in jobs)
-            except RetakeError as exc:
-                out.problems.append(redact(str(exc)))
+            except RetakeError as exc:  # said of the editor's timeline, not of the copy planned on
+                out.problems.append(redact(str(exc)).replace(snapshot.name, self.document.path.name if self.document.path
+                                                             else "the timeline"))
                 return out
             except Exception as exc:  # noqa: BLE001 - a bug must reach the user as a sentence, not a traceback
                 out.problems.append(f"Planning failed unexpectedly ({type(exc).__name__}: {redact(str(exc))}); "

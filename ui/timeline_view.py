@@ -123,6 +123,7 @@ _HANDLES = QColor(255, 210, 140, 60)
 _HANDLES_HATCH = QColor(255, 210, 140, 150)
 _BADGE = QColor("#f0a030")
 _BADGE_TEXT = QColor("#1a1a1a")
+_OFFLINE = QColor("#d04040")
 _TRANSITION = QColor(240, 240, 240, 200)
 _STRIP_BG = QColor("#121316")
 _STRIP_TEXT = QColor("#ffcf8a")
@@ -166,6 +167,7 @@ class _Row:
         "marker_starts",
         "name",
         "numbers",
+        "offline",
         "ranges",
         "rate_of",
         "starts",
@@ -187,6 +189,7 @@ class _Row:
         self.ranges: list = []
         self.numbers: list[int] = []
         self.badges: dict[int, str] = {}
+        self.offline: set[int] = set()       # blocks whose media cannot be found here (hatched, badged)
         self.block_of: dict = {}
         self.end = 0.0
         self.rate_of: dict = {}
@@ -221,6 +224,7 @@ class TimelineView(QWidget):
         self._hsb.valueChanged.connect(self._on_hscroll)
         self._vsb.valueChanged.connect(lambda _v: self.update())
         self._timeline = None
+        self._offline: set[int] = set()      # ids of clips whose media cannot be found here
         self._rows: list[_Row] = []           # in display order: highest video track on top, then audio
         self._row_of_track: dict[int, int] = {}
         self._fps = 24.0
@@ -248,6 +252,7 @@ class TimelineView(QWidget):
     def set_timeline(self, timeline) -> None:
         """Show a timeline (None clears): index it once, reset the selection and fit it to the width."""
         self._timeline = timeline
+        self._offline = set()
         self._picked = []
         self._mark_in = self._mark_out = None
         self._target = None
@@ -263,6 +268,15 @@ class TimelineView(QWidget):
     def timeline(self):
         """The timeline shown (None when cleared)."""
         return self._timeline
+
+    def set_offline(self, clips) -> None:
+        """Draw these clips as offline (their media cannot be found here): hatched, with an "offline" badge."""
+        self._offline = {id(c) for c in clips}
+        self.refresh()
+
+    def offline_count(self) -> int:
+        """How many drawn clips are marked offline."""
+        return sum(len(row.offline) for row in self._rows)
 
     def refresh(self, timeline=None) -> None:
         """The timeline was edited (or replaced by an edited copy, `timeline`): index it again, keeping zoom, scroll and
@@ -384,6 +398,8 @@ class TimelineView(QWidget):
                 numbers.append(0)
                 kinds.append(_OTHER)
             block_of[item] = n
+            if self._offline and id(item) in self._offline:
+                row.offline.add(n)
             items.append(item)
             ranges.append(r)
             starts.append(a)
@@ -927,7 +943,12 @@ class TimelineView(QWidget):
                 p.drawRect(rect.adjusted(3, 3, -3, -3))
         else:
             p.fillRect(rect, color)
+        offline = block in row.offline
+        if offline:  # media not found here: hatched, with a badge, as NLEs draw offline media
+            p.fillRect(rect, QBrush(_OFFLINE, Qt.BrushStyle.BDiagPattern))
         badge = row.badges.get(block)
+        if offline:
+            badge = f"offline · {badge}" if badge else "offline"
         text_right = xb - 4
         if badge is not None:
             bw = fm.horizontalAdvance(badge) + 10

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLabel, QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..compose import offline_wiring, warm_up
 from ..errors import RetakeError, redact
@@ -44,6 +44,27 @@ class Dialogs:
 
     def warn(self, title: str, text: str) -> None:
         QMessageBox.warning(self.parent, title, text)
+
+    def relink(self, missing: list[str], start: str) -> tuple[str, str] | None:
+        """How to find missing media: ("folder", a folder to search by name) or ("map", "FROM=TO"); None to cancel."""
+        box = QMessageBox(self.parent)
+        box.setWindowTitle("Relink Media")
+        shown = "\n".join(missing[:8]) + (f"\n... and {len(missing) - 8} more" if len(missing) > 8 else "")
+        box.setText(f"{len(missing)} clip(s) have media that is not on this machine." if missing else
+                    "Every clip's media is found. Add a folder or a path map anyway?")
+        box.setDetailedText(shown or "")
+        folder = box.addButton("Search a Folder…", QMessageBox.AcceptRole)
+        mapping = box.addButton("Map a Path…", QMessageBox.ActionRole)
+        box.addButton(QMessageBox.Cancel)
+        box.exec()
+        if box.clickedButton() is folder:
+            chosen = QFileDialog.getExistingDirectory(self.parent, "The folder that holds the media", start)
+            return ("folder", chosen) if chosen else None
+        if box.clickedButton() is mapping:
+            text, ok = QInputDialog.getText(self.parent, "Map a path", "The folder as the timeline names it, '=', and "
+                                            "where it is here (C:/Users/edit/Media=/mnt/media):")
+            return ("map", text) if ok and text.strip() else None
+        return None
 
 
 def timeline_filter() -> str:
@@ -113,6 +134,7 @@ class RetakeWindow(QMainWindow):
         self.save_action = self._action(file, "&Save", QKeySequence.Save, self.save)
         self.save_as_action = self._action(file, "Save &As…", QKeySequence.SaveAs, self.save_as)
         file.addSeparator()
+        self.relink_action = self._action(file, "&Relink Media…", "Ctrl+Shift+L", self.relink)
         self._action(file, "Se&ttings…", QKeySequence.Preferences, self.open_settings)
         file.addSeparator()
         self._action(file, "&Quit", QKeySequence.Quit, self.close)
@@ -219,9 +241,40 @@ class RetakeWindow(QMainWindow):
             self.qsettings.setValue("files/last_folder", str(Path(path).parent))
         self.view.set_timeline(self.session.document.timeline)
         self.form.show_plan(None)
-        self.say(f"Opened {path}. Click a clip, or drag on the ruler for a range; I and O set in and out.")
+        offline = self.show_offline()
+        notes = " ".join(self.session.document.source.notes) if self.session.document.source else ""
+        self.say(f"Opened {path}. " + (f"{offline} clip(s) are offline: File > Relink Media finds them. " if offline else "")
+                 + (f"{notes} " if notes else "") + "Click a clip, or drag on the ruler for a range; I and O set in and out.")
         self._title()
         return True
+
+    def show_offline(self) -> int:
+        """Mark the clips whose media cannot be found here (hatched, badged); how many there are."""
+        offline = self.session.offline()
+        self.view.set_offline([clip for _, clip, _ in offline])
+        return len(offline)
+
+    def relink(self) -> None:
+        """File > Relink Media: a folder to search by name, or a path map; the view and the plan follow."""
+        if self.session.document.timeline is None:
+            return
+        missing = [why for _, _, why in self.session.offline()]
+        start = str(self.session.document.path.parent if self.session.document.path else Path.home())
+        answer = self.dialogs.relink(missing, start)
+        if answer is None:
+            return
+        kind, value = answer
+        try:
+            if kind == "folder":
+                self.session.add_search_folder(Path(value))
+            else:
+                self.session.add_path_map(value)
+        except RetakeError as exc:
+            self._error("Not relinked", redact(str(exc)))
+            return
+        left = self.show_offline()
+        self.say(f"{len(missing) - left} clip(s) relinked; " + (f"{left} still offline." if left else "every clip's media is found."))
+        self._replan()
 
     def save(self) -> bool:
         doc = self.session.document
