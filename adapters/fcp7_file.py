@@ -574,7 +574,7 @@ class _Reader:
         tc = seq.kid("timecode")
         native = _native(rate)
         if tc is not None:
-            frame, tc_rate, _ = self.timecode(tc, rate, f"the sequence {name!r}")
+            frame, tc_rate, _ = self.timecode(tc, rate, f"{self.name}: the sequence {name!r}")
             tl.global_start_time = _RT(float(frames_between_rates(frame, tc_rate, rate)), native)
         else:
             tl.global_start_time = _RT(0, native)
