@@ -680,7 +680,7 @@ class _Reader:
             stack = otio.schema.Stack(name=name or nest_name)
             kinds = ("video",) if kind == otio.schema.TrackKind.Video else ("audio",)
             for t in self.tracks(m.nest, nest_rate, element + "/", kinds, f"{what} (nested sequence {nest_name!r})",
-                                 max(shared, uses)):
+                                 max(shared, uses if uses > 1 else 0)):
                 stack.append(t)
             stack.source_range = _TR(_RT(float(in_frames + head), native), _RT(float(duration), native))
             stack.enabled = _flag(item.text_of("enabled"), True)
@@ -1528,7 +1528,11 @@ def write(data: bytes, timeline: otio.schema.Timeline, path: Path) -> bytes:
 def cannot_hold(timeline: otio.schema.Timeline) -> list[str]:
     """What an edit of the FCP7 XML file cannot express, one sentence each (from the timeline alone)."""
     out: list[str] = []
+    labels: dict[int, str] = {}
     for ti, track in enumerate(timeline.tracks):
+        kind = "V" if track.kind == otio.schema.TrackKind.Video else "A"
+        labels[ti] = f"{kind}{sum(1 for t in list(timeline.tracks)[:ti + 1] if t.kind == track.kind)}"
+        where = f"on {labels[ti]}"
         for item in track.find_children():
             found = origin_of(item)
             meta = item.metadata.get(NS) or {}
@@ -1536,23 +1540,24 @@ def cannot_hold(timeline: otio.schema.Timeline) -> list[str]:
                 continue
             if found is None:
                 if not isinstance(item, otio.schema.Clip) or "versions" not in meta:
-                    out.append(f"{type(item).__name__.lower()} {item.name!r} is not in the file and is not a retake;")
+                    out.append(f"the {type(item).__name__.lower()} {item.name!r} {where} is not in the file and is not a retake;")
                     continue
             elif found.get("shared") and not unchanged(item):
-                out.append(f"clip {item.name!r} lies in a nested sequence the file uses {found['shared']} times, and a "
-                           "retake there would change every use (retake it in the nested sequence itself);")
+                out.append(f"clip {original_name(item)!r} {where} lies in a nested sequence the file uses {found['shared']} "
+                           "times, and a retake there would change every use (retake it in the nested sequence itself, "
+                           "or retake the picture alone with --mode replace_video);")
             elif isinstance(item, (otio.schema.Transition, otio.core.Composition)) and not unchanged(item):
-                out.append(f"the {type(item).__name__.lower()} {item.name!r} changed, and only clips are edited;")
+                out.append(f"the {type(item).__name__.lower()} {item.name!r} {where} changed, and only clips are edited;")
             if isinstance(item, otio.schema.Clip) and "versions" in meta:
                 for effect in item.effects:
                     if isinstance(effect, otio.schema.TimeEffect) and not (
                             isinstance(effect, otio.schema.LinearTimeWarp) and effect.time_scalar == 1):
-                        out.append(f"clip {original_name(item)!r} plays at a changed speed ({effect.name or effect.effect_name}), "
-                                   "and its version would need its Time Remap rebuilt, which ltx-retake does not write yet "
-                                   "(retake it from .otio, or at normal speed);")
+                        out.append(f"clip {original_name(item)!r} {where} plays at a changed speed "
+                                   f"({effect.name or effect.effect_name}), and its version would need its Time Remap "
+                                   "rebuilt, which ltx-retake does not write yet (write .otio, or retake it at normal speed);")
                         break
                 for key, ref in item.media_references().items():
                     if key != otio.schema.Clip.DEFAULT_MEDIA_KEY and (not isinstance(ref, otio.schema.ExternalReference)
                                                                       or ref.available_range is None):
-                        out.append(f"the version {key} of {original_name(item)!r} is not a media file with a range;")
+                        out.append(f"the version {key} of {original_name(item)!r} {where} is not a media file with a range;")
     return out

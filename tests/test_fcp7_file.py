@@ -20,12 +20,17 @@ from ltx_retake.adapters import fcp7_file
 from ltx_retake.adapters.timeline_files import FAITHFUL, read_document, read_timeline, save
 from ltx_retake.cli import main
 from ltx_retake.document import ReadOptions
-from ltx_retake.errors import SelectionError, TimelineReadError, UnsupportedEditError
+from ltx_retake.errors import InputError, SelectionError, TimelineReadError, UnsupportedEditError
+from ltx_retake.limits import limits_for
 from ltx_retake.origin import origin_of
-from ltx_retake.plan import time_scalar
+from ltx_retake.paths import safe_stem
+from ltx_retake.plan import plan_retake, source_clip, time_scalar
+from ltx_retake.ports import MediaInfo, RetakeMode
 from ltx_retake.relink import Relinker
-from ltx_retake.selection import clip_at, clips_on_track, find_track, select_clip
-from ltx_retake.timing import format_timecode, is_drop_frame_rate, parse_timecode
+from ltx_retake.selection import clip_at, clips_on_track, find_track, select_clip, select_range, track_label
+from ltx_retake.splice import Version, linked_sound, place_above, splice_version, version_name
+from ltx_retake.timing import exact_rate, is_drop_frame_rate, parse_timecode
+from ltx_retake.versions import use_version
 
 from premiere_xml import Shot, check_xmeml, premiere_xml
 from showing import indices_shown
@@ -461,3 +466,152 @@ def test_a_speed_changed_clip_is_refused_before_anything_is_sent(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "fast.xml" in err and "speed" in err and "Time Remap" in err, err
     assert not (tmp_path / "out.xml").exists()
+
+
+# --- splices written without a service (writing never needs the version's file) --------------------------------------
+
+def splice_in_memory(tl: otio.schema.Timeline, sel, mode=RetakeMode.REPLACE_VIDEO, number: int = 1):
+    """Plan and splice a retake of `sel` as the runner does, with a version file that does not exist."""
+    rate = exact_rate(sel.clip.source_range.start_time.rate)
+    info = MediaInfo(path="/media/x.mov", frame_rate=rate, frame_count=100_000, width=1280, height=720,
+                     display_width=1280, display_height=720, has_audio=True)
+    src = source_clip(tl, sel, None, media=Path("/media/x.mov"))
+    (plan,) = plan_retake(tl, src, info, limits_for("local"), prompt="x", mode=mode, provider="local", model="m")
+    version = Version(number, plan.clip_name, Path(f"/renders/{safe_stem(version_name(plan.clip_name, number))}.mov"), {})
+    sound = linked_sound(tl, plan) if mode != RetakeMode.REPLACE_VIDEO else []
+    for p in [plan, *sound]:
+        splice_version(tl, p, version)
+    return plan, version, sound
+
+
+def _items(data: bytes, name: str) -> list[ET.Element]:
+    return [c for c in ET.fromstring(data).iter("clipitem") if c.findtext("name") == name]
+
+
+def test_a_split_beside_a_transition_keeps_the_transition_and_its_minus_ones(corpus, tmp_path):
+    source = corpus / XML / "premiere_example.xml"
+    doc = read_document(source)
+    tl = doc.timeline
+    (sel,) = select_range(tl, "980", "1100", "V4")
+    plan, version, sound = splice_in_memory(tl, sel, RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    assert [track_label(tl, s.track_index) for s in sound] == ["A7", "A8"]
+    assert fcp7_file.cannot_hold(tl) == []
+    out = save(tl, tmp_path / "out.xml", document=doc)
+    before, after = source.read_bytes(), out.read_bytes()
+    assert check_xmeml(after) == []
+    assert_only_the_retake_changed(before, after, {"clipitem:clipitem-11", "clipitem:clipitem-23", "clipitem:clipitem-25"},
+                                   {"sc01_master_layerA_sh030_temp.mov", version.name})
+    left, middle, right = _items(after, "sc01_master_layerA_sh030_temp.mov")[:1] + _items(after, version.name)[:1] + \
+        _items(after, "sc01_master_layerA_sh030_temp.mov")[1:2]
+    timing = lambda c: [c.findtext(t) for t in ("start", "end", "in", "out")]  # noqa: E731
+    assert timing(left) == ["956", "980", "34", "58"] and left.get("id") == "clipitem-11"
+    assert timing(middle)[:2] == ["980", "1100"]
+    assert timing(right) == ["1100", "-1", "178", "255"]       # still ends at the dissolve, its media under it kept
+    assert right.findtext("pproTicksOut") == "2159136000000"   # as written
+    # the sound on A7 was written through the dissolve (956-1177): its last piece keeps that end as written
+    a7 = [c for c in ET.fromstring(after).findall("sequence/media/audio/track")[6].findall("clipitem")]
+    assert [timing(c) for c in a7] == [["956", "980", "34", "58"], ["980", "1100", "0", "120"], ["1100", "1177", "178", "255"],
+                                       ["1164", "1258", "6", "100"]]
+    back = read_timeline(out)
+    v4 = find_track(back, "V4")
+    assert [(c.name, r.start_time.value, r.duration.value) for c, r in clips_on_track(back.tracks[v4])] == [
+        ("sc01_master_layerA_sh030_temp.mov", 956, 24), (version.name, 980, 120),
+        ("sc01_master_layerA_sh030_temp.mov", 1100, 64), ("sc01_sh010_anim.mov", 1164, 82)]
+    (t,) = back.tracks[v4].find_children(descended_from_type=otio.schema.Transition)
+    assert (t.in_offset.value, t.out_offset.value) == (12, 13)
+    middle_clip = back.tracks[v4].find_clips()[1]
+    assert middle_clip.active_media_reference_key == "retake_v001"
+    assert middle_clip.media_references()["DEFAULT_MEDIA"].target_url.endswith("sc01_master_layerA_sh030_temp.mov")
+    assert middle_clip.media_references()["retake_v001"].target_url == str(version.path)
+
+
+def test_a_retake_inside_a_nested_sequence_edits_the_nest_once(corpus, tmp_path):
+    source = corpus / XML / "premiere_example.xml"
+    doc = read_document(source)
+    tl = doc.timeline
+    (sel,) = select_range(tl, "650", "710", "V2")             # in clip item 6, inside the nested sequence on V2
+    assert origin_of(sel.clip)["xml_id"] == "clipitem-6"
+    # its sound lies in the same nest, used by A3 and A4: a retake there would change both, so it is refused first
+    trial = tl.deepcopy()
+    splice_in_memory(trial, select_range(trial, "650", "710", "V2")[0], RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    refusals = fcp7_file.cannot_hold(trial)
+    assert refusals and all("nested sequence the file uses 2 times" in r for r in refusals)
+    plan, version, _ = splice_in_memory(tl, sel)
+    out = save(tl, tmp_path / "nest.xml", document=doc)
+    before, after = source.read_bytes(), out.read_bytes()
+    assert check_xmeml(after) == []
+    assert_only_the_retake_changed(before, after, {"clipitem:clipitem-5", "clipitem:clipitem-18", "clipitem:clipitem-20"},
+                                   {"sc01_sh010_anim.mov", version.name})
+    nest = ET.fromstring(after).find(".//clipitem[@id='clipitem-5']/sequence")
+    assert [c.findtext("name") for c in nest.find("media/video/track").findall("clipitem")][:3] == [
+        "sc01_sh010_anim.mov", version.name, "sc01_sh010_anim.mov"]
+    back = read_timeline(out)
+    assert back.duration() == read_timeline(source).duration()
+    assert any(c.name == version.name for c, _ in clips_on_track(back.tracks[find_track(back, "V2")]))
+
+
+def test_a_whole_clip_retaken_keeps_its_media_in_the_record_and_use_original_gives_the_element_back(corpus, tmp_path):
+    """sc01_sh020 is the only clip item that defines and uses file-2: retaken whole, no clip item refers to that media,
+    so the original `<file>` lives on in the record; `use original` writes it back."""
+    source = corpus / XML / "premiere_example.xml"
+    doc = read_document(source)
+    plan, version, _ = splice_in_memory(doc.timeline, select_clip(doc.timeline, "sc01_sh020_anim.mov", "V2"))
+    out = save(doc.timeline, tmp_path / "whole.xml", document=doc)
+    after = out.read_bytes()
+    assert check_xmeml(after) == [] and b'<file id="file-2">' not in after.split(b"<!-- ltx-retake")[0]
+    back = read_document(out)
+    (clip,) = [c for c in back.timeline.find_clips() if c.name == version.name]
+    assert clip.media_references()["DEFAULT_MEDIA"].target_url == "file://localhost/D%3a/media/sc01_sh020_anim.mov"
+    use_version(back.timeline, "sc01_sh020_anim.mov", "original")
+    restored = save(back.timeline, tmp_path / "restored.xml", document=back).read_bytes()
+    assert check_xmeml(restored) == []
+    changed, added, removed = changed_units(source.read_bytes(), restored)
+    assert not (changed or added or removed)                   # every element as it was (the record is a comment)
+    assert b"<!-- ltx-retake" in restored
+    with pytest.raises(InputError, match="not in this file"):
+        fcp7_file.write((corpus / XML / "premiere_disabled_clips.xml").read_bytes(), back.timeline, Path("other.xml"))
+
+
+def test_a_retake_placed_above_takes_the_first_free_track(corpus, tmp_path):
+    source = corpus / XML / "premiere_example.xml"
+    doc = read_document(source)
+    tl = doc.timeline
+    sel = select_clip(tl, "sc01_sh010_anim.mov", "V1")          # 536-636: V2 and V3 are busy there, V4 is free
+    rate = exact_rate(sel.clip.source_range.start_time.rate)
+    info = MediaInfo(path="/media/x.mov", frame_rate=rate, frame_count=100_000, width=1280, height=720,
+                     display_width=1280, display_height=720, has_audio=True)
+    (plan,) = plan_retake(tl, source_clip(tl, sel, None, media=Path("/media/x.mov")), info, limits_for("local"),
+                          prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")
+    version = Version(1, plan.clip_name, Path("/renders/sc01_sh010_anim_retake_v001.mov"), {})
+    placed = place_above(tl, plan, version)
+    assert placed.parent() is tl.tracks[find_track(tl, "V4")]
+    out = save(tl, tmp_path / "above.xml", document=doc)
+    before, after = source.read_bytes(), out.read_bytes()
+    assert check_xmeml(after) == []
+    changed, added, removed = changed_units(before, after)
+    assert changed == {"xmeml/sequence[1]/media[1]/video[1]/track[4]"} and not removed
+    assert added == clip_ids(after, {version.name})
+    v4 = ET.fromstring(after).findall("sequence/media/video/track")[3]
+    first = v4.find("clipitem")
+    assert first.findtext("name") == version.name and first.findtext("rate/timebase") == "15"
+    assert [first.findtext(t) for t in ("start", "end")] == ["536", "636"] and first.find("link") is None
+    back = read_timeline(out)
+    (clip,) = [c for c in back.find_clips() if c.name == version.name]
+    assert clip.metadata["ltx_retake"]["placement"] == "above" and clip.parent() is back.tracks[find_track(back, "V4")]
+
+
+def test_a_generator_item_is_read_as_a_generator(tmp_path):
+    data = premiere_xml(Fraction(25), [Shot("A.mov", 0, 50, media_frames=60)])
+    generator = (b"\t\t\t\t\t<generatoritem id=\"generator-1\">\n\t\t\t\t\t\t<name>Slug</name>\n\t\t\t\t\t\t<duration>3000</duration>\n"
+                 b"\t\t\t\t\t\t<start>60</start>\n\t\t\t\t\t\t<end>85</end>\n\t\t\t\t\t\t<in>0</in>\n\t\t\t\t\t\t<out>25</out>\n"
+                 b"\t\t\t\t\t\t<effect>\n\t\t\t\t\t\t\t<name>Slug</name>\n\t\t\t\t\t\t\t<effectid>Slug</effectid>\n"
+                 b"\t\t\t\t\t\t\t<effecttype>generator</effecttype>\n\t\t\t\t\t\t</effect>\n\t\t\t\t\t</generatoritem>\n")
+    at = data.index(b"\n\t\t\t\t\t<enabled>TRUE</enabled>") + 1     # the end of V1's items
+    path = tmp_path / "slug.xml"
+    path.write_bytes(data[:at] + generator + data[at:])
+    tl = read_timeline(path)
+    slug = tl.tracks[0].find_clips()[1]
+    assert isinstance(slug.media_reference, otio.schema.GeneratorReference) and slug.media_reference.generator_kind == "Slug"
+    assert tl.tracks[0].range_of_child(slug).start_time.value == 60
+    with pytest.raises(SelectionError, match="generator"):
+        Relinker().written(slug.media_reference)
