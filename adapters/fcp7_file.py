@@ -421,7 +421,7 @@ def _speed(item: XmlNode) -> tuple[Fraction, otio.schema.Effect | None, int | No
             continue
         params = _parameters(effect)
         varies = params.get("variablespeed")
-        if varies is not None and _flag(varies.text_of("value")) or (varies is not None and varies.text_of("value") == "1"):
+        if varies is not None and _flag(varies.text_of("value")):
             return Fraction(1), otio.schema.TimeEffect(name="Time Remap", effect_name="Time Remap (variable speed)"), None
         speed = params.get("speed")
         try:
@@ -744,21 +744,20 @@ class _Reader:
         meta = dict(record.get("meta") or {})
         refs: dict[str, otio.core.MediaReference] = {}
         shown = None
-        if original.get("file"):
-            file = self.files.files.get(original["file"])
-            if file is None and original.get("file_xml"):
-                file = _loose_file(original["file_xml"], self.name)
-            if file is not None:
-                origin = m.origin
-                tc = file.kid("timecode")
-                if tc is not None:
-                    frame, tc_rate, _ = _timecode(tc, _rate_of(file, m.clip_rate), what, [])
-                    origin = frames_between_rates(frame, tc_rate, m.clip_rate)
-                length = Fraction(original.get("length") or 0)
-                available = _TR(_RT(float(origin), native), _RT(float(length * abs(m.scalar)), native))
-                refs[otio.schema.Clip.DEFAULT_MEDIA_KEY] = self.file_reference(file, available)
-                if m.file_id == original["file"]:
-                    shown = otio.schema.Clip.DEFAULT_MEDIA_KEY
+        file = self.files.files.get(original["file"]) if original.get("file") else None
+        if file is None and original.get("file_xml"):   # no clip item uses the original media any more (or it has no id)
+            file = _loose_file(original["file_xml"], self.name)
+        if file is not None:
+            origin = m.origin
+            tc = file.kid("timecode")
+            if tc is not None:
+                frame, tc_rate, _ = _timecode(tc, _rate_of(file, m.clip_rate), what, [])
+                origin = frames_between_rates(frame, tc_rate, m.clip_rate)
+            length = Fraction(original.get("length") or 0)
+            available = _TR(_RT(float(origin), native), _RT(float(length * abs(m.scalar)), native))
+            refs[otio.schema.Clip.DEFAULT_MEDIA_KEY] = self.file_reference(file, available)
+            if m.file_id == original.get("file"):      # the clip item shows its original media (both without id: too)
+                shown = otio.schema.Clip.DEFAULT_MEDIA_KEY
         for key, v in versions.items():
             start, frames, rate = v["range"]
             ref = otio.schema.ExternalReference(target_url=v["path"],
@@ -1070,6 +1069,8 @@ class _Writer:
         if file_id and file_id in self.defs:
             text, indent = self.defs[file_id]
             facts["file_xml"] = _reindent(text, indent, "")
+        elif not file_id and media.file is not None:  # a <file> written in full, without an id (Final Cut Pro 7 may)
+            facts["file_xml"] = _reindent(self.text(media.file), self.doc.indent_of(media.file), "")
         return facts
 
     def render_element(self, element: _Element) -> list:
@@ -1159,6 +1160,8 @@ class _Writer:
         file_node = node.kid("file")
         if original:
             use = self.file_use(facts.get("file"), file_node, node)
+            if use is None and file_node is not None and facts.get("file_xml") and _record_of(node) is not None:
+                use = _reindent(facts["file_xml"], "", self.doc.indent_of(file_node))  # back to the original's own
         else:
             ident_v, master = self.version_file(ref, media, facts, node, what)
             child_text("masterclipid", master)

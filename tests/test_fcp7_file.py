@@ -371,7 +371,9 @@ def test_a_generated_sequence_retaken_at_every_rate(tmp_path, capsys, rate):
     shots = [Shot("A012_C003.mov", 40, second, media_tc=start + 600, media_frames=40 + second + 6),
              Shot("A012_C004 (alt).mov", 10, 3 * second, media_tc=start + 9000, media_frames=10 + 3 * second + 6, gap_before=7)]
     source = tmp_path / "cut.xml"
-    source.write_bytes(premiere_xml(rate, shots, start_frame=start))
+    data = premiere_xml(rate, shots, start_frame=start)
+    crlf = rate == 25                            # Windows line ends, kept on every line written
+    source.write_bytes(data.replace(b"\n", b"\r\n") if crlf else data)
     original = read_timeline(source)
     media = tmp_path / "media"
     standin_media(original, media, handle_s=0.25)
@@ -388,6 +390,8 @@ def test_a_generated_sequence_retaken_at_every_rate(tmp_path, capsys, rate):
     assert new_tl.duration() == original.duration() and new_tl.global_start_time == original.global_start_time
     relinker = Relinker(tmp_path, (), (media,))
     check_by_content(original, new_tl, 0, job["version"], job["file"], relinker)
+    if crlf:
+        assert after.count(b"\n") == after.count(b"\r\n")
     tc = ET.fromstring(after).find(".//clipitem[name='%s']/file/timecode" % job["version"])
     assert tc.findtext("displayformat") == ("DF" if is_drop_frame_rate(rate) else "NDF")
     assert int(tc.findtext("frame")) == parse_timecode(tc.findtext("string"), rate)
@@ -615,3 +619,51 @@ def test_a_generator_item_is_read_as_a_generator(tmp_path):
     assert tl.tracks[0].range_of_child(slug).start_time.value == 60
     with pytest.raises(SelectionError, match="generator"):
         Relinker().written(slug.media_reference)
+
+
+def test_a_final_cut_pro_file_whose_files_have_no_ids(tmp_path):
+    """Final Cut Pro 7 may write every clip item's `<file>` in full, with no id: the version and `use original` work."""
+    import re
+
+    data = premiere_xml(Fraction(24), [Shot("A.mov", 12, 96, media_tc=86400, media_frames=200)])
+    definition = re.search(rb'<file id="file-1">.*?</file>', data, re.S).group(0)
+    plain = definition.replace(b' id="file-1"', b"")
+    data = data.replace(definition, plain).replace(b'<file id="file-1"/>', plain)
+    path = tmp_path / "fcp7.xml"
+    path.write_bytes(data)
+    doc = read_document(path)
+    (sel,) = select_range(doc.timeline, "20", "70", "V1")
+    plan, version, sound = splice_in_memory(doc.timeline, sel, RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    out = save(doc.timeline, tmp_path / "out.xml", document=doc)
+    assert check_xmeml(out.read_bytes()) == []
+    back = read_document(out)
+    use_version(back.timeline, "A.mov", "original")
+    restored = save(back.timeline, tmp_path / "restored.xml", document=back).read_bytes()
+    assert check_xmeml(restored) == []
+    assert _items(restored, version.name) == []
+    assert all(c.find("file/pathurl").text.endswith("/A.mov") for c in ET.fromstring(restored).iter("clipitem"))
+    tl = read_timeline(tmp_path / "restored.xml")
+    assert [len(t.find_clips()) for t in tl.tracks] == [3, 3, 3]
+    assert {c.source_range.start_time.value for c in tl.tracks[0].find_clips()} == {86400 + 12, 86400 + 12 + 20, 86400 + 12 + 70}
+
+
+def test_sequences_in_a_project_and_the_choice_between_them(tmp_path):
+    def sequence(data: bytes, tag: bytes) -> bytes:
+        body = data[data.index(b"\t<sequence"):data.index(b"</sequence>") + len(b"</sequence>")]
+        for prefix in (b"sequence-", b"clipitem-", b"file-", b"masterclip-"):
+            body = body.replace(prefix, prefix + tag)
+        return body
+
+    one = premiere_xml(Fraction(25), [Shot("A.mov", 0, 50)], name="first")
+    two = premiere_xml(Fraction(25), [Shot("B.mov", 0, 60)], name="second")
+    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n<xmeml version="5">\n<project>\n<name>p</name>\n'
+            b"<children>\n<bin>\n<name>cuts</name>\n<children>\n" + sequence(one, b"a") + b"\n" + sequence(two, b"b") +
+            b"\n</children>\n</bin>\n</children>\n</project>\n</xmeml>\n")
+    path = tmp_path / "project.xml"
+    path.write_bytes(data)
+    with pytest.raises(TimelineReadError, match="holds 2 timelines.*choose one with --timeline"):
+        read_timeline(path)
+    tl = read_timeline(path, name="second")
+    assert [c.name for c in tl.find_clips()] == ["B.mov"] * 3
+    doc = read_document(path, ReadOptions(timeline_name="second"))
+    assert save(doc.timeline, tmp_path / "same.xml", document=doc).read_bytes() == data
