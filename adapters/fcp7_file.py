@@ -225,7 +225,7 @@ def parse_xmeml(data: bytes, name: str = "the file") -> _Doc:
     if not holder or holder[0].tag != "xmeml":
         raise TimelineReadError(f"{name} is XML but not FCP7/Premiere XML (its root is <{holder[0].tag if holder else '?'}>, "
                                 "not <xmeml>); FCPXML files end in .fcpxml.")
-    newline = "\r\n" if b"\r\n" in data[:4096] or (b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")) else "\n"
+    newline = "\r\n" if b"\r\n" in data else "\n"     # what new lines are written with
     return _Doc(data, holder[0], nodes, codec, newline)
 
 
@@ -1179,9 +1179,11 @@ class _Writer:
                     a, b = self.removal(link.start, link.end)
                     edits.append((a, b, ""))
         shift = (self.shown_origin(node, media) - origin) / scalar
+        low = -math.inf if keep_start else at            # the first and last pieces keep the markers in the handles
+        high = math.inf if keep_end else at + length
         for marker in node.kids("marker"):
             m_in = Fraction(_int(marker.text_of("in", "0"), "A marker's <in>")) + shift
-            if element is None or not (at <= m_in < at + length):
+            if element is None or not (low <= m_in < high):
                 a, b = self.removal(marker.start, marker.end)
                 edits.append((a, b, ""))
             elif shift:
@@ -1452,7 +1454,7 @@ class _Writer:
             clip = self.render_clip(source, p.clip, None, 0, start, end, p.ident, self.doc.indent_of(source), media)
             segments.append((nl + inner).encode(self.doc.codec))
             segments.extend(self.moved(clip, self.doc.indent_of(source), inner))
-        tail = [f"<enabled>TRUE</enabled>", "<locked>FALSE</locked>"]
+        tail = ["<enabled>TRUE</enabled>", "<locked>FALSE</locked>"]
         channel = last.text_of("outputchannelindex")
         if kind == "audio" and channel:
             tail.append(f"<outputchannelindex>{escape(channel)}</outputchannelindex>")

@@ -253,7 +253,8 @@ def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: 
     clear = _clear_of_transitions(track_obj, r)
     if clear is None:
         raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
-    if any(item is not c for item, _ in _visible(track_obj, clear, ranges)):
+    hidden = not c.enabled or not track_obj.enabled  # a disabled clip, or any on a disabled track, shows nothing
+    if hidden or any(item is not c for item, _ in _visible(track_obj, clear, ranges)):
         why = ("it is disabled" if not c.enabled else "its track is disabled" if not track_obj.enabled
                else "a clip on a layer above covers it")
         fix = "enable it in the NLE and export again" if why != "a clip on a layer above covers it" else "change the nest in the NLE"
@@ -305,6 +306,8 @@ def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: 
     _refuse_transitions(timeline, track, rng)
     out: list[Selection] = []
     for item, part in _visible(track, rng):
+        if item is not None and (not item.enabled or not track.enabled):
+            item = None  # a disabled clip, or any on a disabled track, shows nothing
         if item is None:
             raise SelectionError(f"The range {_span(timeline, rng)} includes a gap or a disabled clip at {_span(timeline, part)}; "
                                  "nothing shows there to retake.")
@@ -376,8 +379,8 @@ def _visible(track: otio.schema.Track, rng: otio.opentime.TimeRange,
         over.sort(key=lambda ir: order[id(ir[0])])
     for item, r in over:
         part = _intersection(r, rng)
-        if isinstance(item, otio.schema.Clip):  # a disabled clip, or any on a disabled track, shows nothing
-            pieces.append((item if item.enabled and getattr(track, "enabled", True) else None, part))
+        if isinstance(item, otio.schema.Clip):
+            pieces.append((item, part))
         elif isinstance(item, otio.core.Composition):
             pieces.extend(_visible_in_composition(item, track, part))
         else:
