@@ -18,7 +18,7 @@ from .media_cut import (atomic_target, audio_window, even_size, rate_text, sourc
 from ..timing import format_timecode
 from .media_probe import decode_count, probe_media, timecode_frame, verify_clip
 
-__all__ = ["conform_clip", "output_geometry", "DNXHR_MIN_SIZE"]
+__all__ = ["conform_clip", "output_geometry", "crossfade_edges", "dissolve_edges", "DNXHR_MIN_SIZE"]
 
 # codec -> (ffmpeg output options, the picture's pixel format, the file suffixes it may be written as).
 # The intermediate codecs carry PCM sound, 16-bit unless the version keeps a source's deeper sound (see _pcm_for).
@@ -113,6 +113,29 @@ def _check_returned(returned: Path, spec: ConformSpec) -> MediaInfo:
     return info
 
 
+def crossfade_edges(before, after, *, samples: int, fade: int):
+    """`after` (the new sound), crossfaded from `before` (the source's, same length) over `fade` samples at each edge:
+    equal power (cos/sin gains), so a sound that changes keeps its loudness; the first and the last sample are the
+    source's own, so the pieces either side of the window join it without a step."""
+    fade = max(1, min(fade, samples // 2))
+    p = f"if(lt(n,{fade}),n/{fade},if(gte(n,{samples - fade}),({samples - 1}-n)/{fade},1))"
+    old = before.filter("aeval", exprs=f"val(ch)*cos(PI/2*{p})", c="same")
+    new = after.filter("aeval", exprs=f"val(ch)*sin(PI/2*{p})", c="same")
+    return ffmpeg.filter([old, new], "amix", inputs=2, normalize=0, duration="first").filter("asetpts", "N/SR/TB")
+
+
+def dissolve_edges(before, after, *, frames: int, length: int, rate: Fraction):
+    """`after` (the new picture), dissolving from `before` (the source's frames, same size) over `length` frames at
+    each edge: frame i of a dissolve shows (i+1)/(length+1) of the new picture, so no frame inside the window is
+    the source's alone and the frames either side of it are."""
+    length = max(1, min(length, frames // 2))
+    n = f"trunc(T*{rate.numerator}/{rate.denominator}+0.5)"   # the frame's index (blend's own N counts from 1)
+    w = f"if(lt({n},{length}),({n}+1)/{length + 1},if(gte({n},{frames - length}),({frames}-{n})/{length + 1},1))"
+    a = before.filter("format", "yuv444p")
+    b = after.filter("format", "yuv444p")
+    return ffmpeg.filter([a, b], "blend", all_expr=f"A*(1-{w})+B*{w}", shortest=1)
+
+
 def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: str | None = None) -> MediaInfo:
     """Write the window of `returned` as a version of the source to `dest`, verified, atomically."""
     returned, dest = Path(returned), Path(dest)
@@ -132,7 +155,10 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
     ret = _check_returned(returned, spec)
     ret_timing = source_timing(returned)
     width, height, sar = output_geometry(source)
-    need_source = mode is RetakeMode.REPLACE_AUDIO or (mode is RetakeMode.REPLACE_VIDEO and source.has_audio)
+    fades_sound = mode is not RetakeMode.REPLACE_VIDEO and source.has_audio and spec.crossfade_s > 0
+    dissolves = mode is not RetakeMode.REPLACE_AUDIO and source.has_video and spec.dissolve_frames > 0
+    need_source = (mode is RetakeMode.REPLACE_AUDIO or (mode is RetakeMode.REPLACE_VIDEO and source.has_audio)
+                   or fades_sound or dissolves)
     if need_source and not source.variable_frame_rate and \
             spec.window_start_frame + spec.window_frames > source.frame_count:
         raise MediaError(f"The window (source frames {spec.window_start_frame} to "
@@ -149,8 +175,11 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
         video = stamp_by_index(ret_inp[str(ret_timing.video_index)]
                        .filter("trim", start_frame=spec.window_offset,
                                end_frame=spec.window_offset + spec.window_frames), rate)
-    video = (video.filter("scale", width, height, flags="bicubic")
-             .filter("setsar", f"{sar.numerator}/{sar.denominator}").filter("format", pix_fmt))
+    video = video.filter("scale", width, height, flags="bicubic")
+    if dissolves:
+        before = src_video.filter("scale", width, height, flags="bicubic")
+        video = dissolve_edges(before, video, frames=spec.window_frames, length=spec.dissolve_frames, rate=rate)
+    video = video.filter("setsar", f"{sar.numerator}/{sar.denominator}").filter("format", pix_fmt)
     out_rate = source.audio_rate or 48000
     channels = source.audio_channels or 2
     window_s = Fraction(spec.window_frames) / rate
@@ -166,6 +195,11 @@ def conform_clip(returned: Path, spec: ConformSpec, dest: Path, *, ffmpeg_bin: s
                              start_s=ret_timing.video_start + Fraction(spec.window_offset) / ret_rate,
                              duration_s=Fraction(spec.window_frames) / ret_rate, trim_rate=ret.audio_rate,
                              play_s=window_s, out_rate=out_rate, channels=channels)
+        if fades_sound:
+            before = audio_window(src_inp[str(src_timing.audio_index)], start_s=src_t0, duration_s=src_span,
+                                  play_s=window_s, out_rate=out_rate, channels=channels)
+            audio = crossfade_edges(before, audio, samples=round(window_s * out_rate),
+                                    fade=round(spec.crossfade_s * out_rate))
     opts = dict(options)
     if spec.codec in _PCM_CODECS:
         opts["c:a"] = _pcm_for(source, mode)

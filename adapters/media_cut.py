@@ -194,7 +194,7 @@ def cut_clip(spec: CutSpec, dest: Path, *, ffmpeg_bin: str | None = None) -> Med
     if spec.pad_head or spec.pad_tail:
         video = stamp_by_index(video.filter("tpad", start=spec.pad_head, stop=spec.pad_tail,
                                     start_mode="clone", stop_mode="clone"), rate)
-    width, height = even_size(info.display_width, info.display_height)
+    width, height = even_size(info.display_width, info.display_height, limit=spec.max_size or (MAX_W, MAX_H))
     video = (video.filter("scale", width, height, flags="bicubic").filter("setsar", "1")
              .filter("format", "yuv420p"))
     total_s = Fraction(spec.total_frames) / rate

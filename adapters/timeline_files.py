@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -37,14 +36,23 @@ from ..metadata import NS
 from ..paths import same_file
 from ..relink import Relinker
 from ..selection import require_lengths
-from ..timing import exact_rate, rate_text
+from ..timing import exact_rate
 
 __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "save", "losses", "readable_suffixes",
-           "format_of", "FAITHFUL", "sniff_edl_rate"]
+           "format_of", "FAITHFUL", "BUNDLES", "bundle_document"]
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
-FAITHFUL: dict[str, str] = {"fcp_xml": "fcp7_file"}
+FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file", "fcpx_xml": "fcpx_file", "fcp_xml": "fcp7_file"}
 _NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF", "otio_json": "OTIO JSON"}
+
+# timeline bundles: a folder whose one file is the document (Final Cut Pro's .fcpxmld holds Info.fcpxml)
+BUNDLES: dict[str, str] = {".fcpxmld": "Info.fcpxml"}
+
+
+def bundle_document(path: str | Path) -> Path | None:
+    """The document inside a timeline bundle (X.fcpxmld/Info.fcpxml); None for any other path."""
+    inner = BUNDLES.get(Path(path).suffix.lower())
+    return Path(path) / inner if inner else None
 
 
 def readable_suffixes() -> dict[str, str]:
@@ -58,6 +66,9 @@ def readable_suffixes() -> dict[str, str]:
         if "read_from_file" in features or "read_from_string" in features:
             for suffix in adapter.suffixes:
                 out.setdefault(suffix.lower(), adapter.name)
+    for bundle, inner in BUNDLES.items():  # read as the document they hold
+        if Path(inner).suffix.lower().lstrip(".") in out:
+            out[bundle.lstrip(".")] = out[Path(inner).suffix.lower().lstrip(".")]
     return out
 
 
@@ -79,23 +90,6 @@ def _module(adapter: str):
 
 # --- reading ---------------------------------------------------------------------------------------------------
 
-def _edl_markers_to_source_time(timeline: otio.schema.Timeline) -> None:
-    """OTIO's CMX reader puts LOC markers on clips in absolute record time; clip markers live in source time."""
-    start = timeline.global_start_time
-    offset = start.value if start is not None else 0
-    for track in timeline.tracks:
-        ranges = track.range_of_all_children()
-        for item in track:
-            if not isinstance(item, otio.schema.Clip):
-                continue
-            rec = ranges[item]
-            rate = item.source_range.start_time.rate
-            for m in item.markers:
-                at = m.marked_range.start_time.rescaled_to(rate).value - offset - rec.start_time.rescaled_to(rate).value
-                dur = m.marked_range.duration.rescaled_to(rate) if m.marked_range.duration.value else otio.opentime.RationalTime(0, rate)
-                m.marked_range = otio.opentime.TimeRange(item.source_range.start_time + otio.opentime.RationalTime(at, rate), dur)
-
-
 def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     """Fix quirks on read: an EDL's negative record start becomes the timeline's global start."""
     starts = [t.source_range.start_time for t in timeline.tracks if t.source_range is not None]
@@ -109,36 +103,8 @@ def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     return timeline
 
 
-_EDL_TC = re.compile(r"\b\d{2}[:;]\d{2}[:;]\d{2}[:;](\d{2})\b")
-
-
-def sniff_edl_rate(text: str) -> Fraction:
-    """Guess a CMX EDL's rate: drop-frame FCM says 29.97; frame fields of 24 or more rule out 24 fps."""
-    fcm = re.search(r"^\s*FCM:\s*(DROP|NON-DROP)\s+FRAME", text, re.MULTILINE | re.IGNORECASE)
-    highest = max((int(m.group(1)) for m in _EDL_TC.finditer(text)), default=0)
-    if fcm and fcm.group(1).upper() == "DROP":
-        return Fraction(30000, 1001)
-    if highest >= 25:
-        return Fraction(30000, 1001) if fcm else Fraction(30)
-    if highest == 24:
-        return Fraction(25)
-    return Fraction(24)
-
-
 def _read_with_otio(path: Path, adapter: str, options: ReadOptions) -> list[otio.schema.Timeline]:
-    if adapter == "cmx_3600":
-        text = path.read_text(encoding="utf-8", errors="replace")
-        rate = options.rate or sniff_edl_rate(text)
-        try:
-            result = otio.adapters.read_from_string(text, "cmx_3600", rate=float(rate))
-        except Exception as exc:
-            if "duration" not in str(exc):
-                raise
-            result = otio.adapters.read_from_string(text, "cmx_3600", rate=float(rate), ignore_timecode_mismatch=True)
-        _edl_markers_to_source_time(_normalise(result))
-    else:
-        result = otio.adapters.read_from_file(str(path))
-    return _timelines_in(result)
+    return _timelines_in(otio.adapters.read_from_file(str(path)))
 
 
 def _timelines_in(obj) -> list[otio.schema.Timeline]:
@@ -175,7 +141,7 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
     path = Path(path).absolute()
     if not path.exists():
         raise TimelineReadError(f"The timeline {path} does not exist; check the path.")
-    if path.is_dir() and path.suffix.lower() != ".otiod":
+    if path.is_dir() and path.suffix.lower() != ".otiod" and bundle_document(path) is None:
         raise TimelineReadError(f"{path} is a folder, not a timeline file.")
     try:
         adapter = format_of(path)
@@ -184,7 +150,11 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
         raise TimelineReadError(f"No installed OTIO adapter reads {path.suffix or 'suffix-less'} files ({path.name}); "
                                 f"readable: {known}.") from None
     module = _module(adapter)
-    data = None if path.is_dir() else path.read_bytes()
+    inner = bundle_document(path)
+    if inner is not None and not inner.is_file():
+        raise TimelineReadError(f"{path.name} is a bundle without its {inner.name}; export it again from the NLE "
+                                "(File > Export XML in Final Cut Pro).")
+    data = inner.read_bytes() if inner is not None else None if path.is_dir() else path.read_bytes()
     notes: list[str] = []
     try:
         if module is not None:
@@ -323,9 +293,10 @@ def save(timeline: otio.schema.Timeline, path: str | Path, *, document: Document
     for p in protect:  # holds even with overwrite: --force replaces an old output, never the input
         if same_file(Path(p), path):
             raise InputError(f"Refusing to overwrite the input timeline {path.name}; give another -o path, or --in-place.")
-    if path.is_dir():
+    target = bundle_document(path) or path  # a bundle is written as the document it holds
+    if target.is_dir():
         raise InputError(f"{path} is a folder; give the timeline file to write, e.g. {path / 'retakes.otio'}.")
-    if path.exists() and not overwrite:
+    if target.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another output path or pass --force to replace it.")
     adapter = format_of(path)
     check_writable(path)
@@ -355,8 +326,10 @@ def save(timeline: otio.schema.Timeline, path: str | Path, *, document: Document
                 otio.adapters.write_to_file(timeline, str(temp), adapter_name=adapter, **kwargs)
             except Exception as exc:
                 raise InputError(f"OTIO's {adapter} writer failed ({_why(exc)}); write .otio to keep every version.") from None
-        return write_atomic(path, produce, verify=verify)
-    return write_atomic(path, data, verify=verify)
+        write_atomic(target, produce, verify=verify)
+        return path
+    write_atomic(target, data, verify=verify)
+    return path
 
 
 def _why(exc: Exception) -> str:

@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "the timeline's earlier retakes, else <timeline>_retakes/ beside the output)")
     r.add_argument("--max-parallel", type=int, default=4, metavar="N", help="jobs in flight at once (default 4; fal starts "
                    "new accounts at 2 concurrent)")
+    r.add_argument("--context", metavar="SECONDS|max", help="seconds of the shot sent on each side of the window, paid "
+                   "for like the window (default: the context_s setting, 1 s); max sends all the service takes")
+    r.add_argument("--full-res", action="store_true", help="send the picture at its own size (default: larger pictures "
+                   "are sent at 1920x1080, the size the model works at, and the version is scaled back up)")
+    r.add_argument("--dissolve", type=int, metavar="N", help="dissolve a changed picture over N frames at each edge "
+                   "(default: the dissolve_frames setting, 0: a cut)")
+    r.add_argument("--crossfade", type=float, metavar="MS", help="crossfade a changed sound over MS milliseconds at each "
+                   "edge (default: the audio_crossfade_ms setting, 20; 0: none)")
     r.add_argument("--per-clip", action="store_true", help="a range across cuts becomes one job per clip")
     r.add_argument("--split", action="store_true", help="a window over the service's limit becomes several jobs")
     r.add_argument("--force", action="store_true", help="replace the output file if it exists")
@@ -189,6 +197,7 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel),
         local_protocol=a.local_protocol, rate=a.rate, timeline_name=a.timeline_name,
         delivery=a.deliver or settings.delivery, path_maps=maps, media_search=folders, accept_losses=a.yes,
+        **seam_options(settings, context=a.context, full_res=a.full_res, dissolve=a.dissolve, crossfade=a.crossfade),
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
@@ -207,6 +216,30 @@ def _cmd_retake(a: argparse.Namespace) -> int:
             return [run(order, wiring, log, cancel, journal=journal, confirm=confirm)]
 
     return _in_worker(a, settings, work)
+
+
+def seam_options(settings, *, context: str | None = None, full_res: bool = False, dissolve: int | None = None,
+                 crossfade: float | None = None) -> dict:
+    """The order's context, picture size and seams: what the command line says, else the settings'."""
+    from .settings import parse_size
+
+    if context is None:
+        context_s = settings.context_s
+    elif context.strip().lower() == "max":
+        context_s = None
+    else:
+        try:
+            context_s = float(context)
+        except ValueError:
+            raise InputError(f"--context {context} is not a number of seconds or max; e.g. --context 1.5.") from None
+    if context_s is not None and not 0 <= context_s <= 20:
+        raise InputError(f"--context {context_s:g} is outside 0 to 20 seconds; the input can hold at most 20 s in all.")
+    crossfade_ms = settings.audio_crossfade_ms if crossfade is None else crossfade
+    dissolve_frames = settings.dissolve_frames if dissolve is None else dissolve
+    if crossfade_ms < 0 or dissolve_frames < 0:
+        raise InputError("--crossfade and --dissolve take 0 or more (0 makes a plain cut).")
+    return dict(context_s=context_s, max_size=None if full_res else parse_size(settings.input_max_size),
+                crossfade_ms=crossfade_ms, dissolve_frames=dissolve_frames)
 
 
 def _confirm_cost(est, threshold: float, yes: bool) -> bool:

@@ -3,6 +3,7 @@
     RetakeError                       exit 1   anything the project raises on purpose
     ├── InputError                    exit 2   the timeline, selection or arguments are not usable
     │   ├── TimelineReadError                  the file cannot be read as a timeline
+    │   │   └── RateUndecidedError             an EDL that does not say its rate (`.fits`: the rates its timecodes allow)
     │   ├── SelectionError                     the clip / range / markers do not select retakeable media
     │   ├── UnsupportedEditError               a speed effect, transition or nesting we refuse rather than get wrong
     │   └── PlanError                          the selection breaks the service's limits (too long, too little media)
@@ -28,6 +29,7 @@ __all__ = [
     "RetakeError",
     "InputError",
     "TimelineReadError",
+    "RateUndecidedError",
     "SelectionError",
     "UnsupportedEditError",
     "PlanError",
@@ -59,6 +61,14 @@ class InputError(RetakeError):
 
 class TimelineReadError(InputError):
     pass
+
+
+class RateUndecidedError(TimelineReadError):
+    """A timeline file that does not say its frame rate; `fits` lists the rates its timecodes allow (exact)."""
+
+    def __init__(self, message: str, fits=()):
+        super().__init__(message)
+        self.fits = tuple(fits)
 
 
 class SelectionError(InputError):

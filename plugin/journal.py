@@ -147,7 +147,11 @@ def plan_from(d: dict) -> Plan:
     media["sample_aspect"] = Fraction(media["sample_aspect"])
     cut = dict(d["cut"])
     cut["frame_rate"] = Fraction(cut["frame_rate"])
+    if isinstance(cut.get("max_size"), list):
+        cut["max_size"] = tuple(cut["max_size"])
     values = dict(d)
+    if isinstance(values.get("context"), list):
+        values["context"] = tuple(values["context"])
     values.update(
         media=MediaInfo(**media), cut=CutSpec(**cut), mode=RetakeMode(d["mode"]), scalar=Fraction(d["scalar"]),
         notes=tuple(d["notes"]), record_range=_range_from(d["record_range"]), source_range=_range_from(d["source_range"]),

@@ -11,7 +11,20 @@ from importlib import resources
 
 from .errors import InputError
 
-__all__ = ["Limits", "limits_for", "largest_input_frames"]
+__all__ = ["Limits", "limits_for", "largest_input_frames", "DEFAULT_CONTEXT_S", "WORKING_SIZE", "DEFAULT_CROSSFADE_MS"]
+
+# Seconds of the shot sent on each side of the window. The hosted model regenerates about 0.5 s beyond each edge
+# (its mask covers whole latent blocks; LTX Desktop mirrors a 0.5 s gateway constant), so 1 s leaves about 0.5 s of
+# untouched footage each side to condition on, and a 2 s window (the shortest) with 1 s each side is 4 s: above the
+# model's minimum input of 73 frames at any rate from 18.25 fps up (below that the context grows to reach it, and
+# the plan says so). Every second of context is billed like a second of the window: a 2.5 s window costs 4.5 s of
+# input rather than the 9.7 s the limits would allow.
+DEFAULT_CONTEXT_S = 1.0
+WORKING_SIZE = (1920, 1080)   # the hosted model renders at 1920x1080 or 1080x1920 whatever it is sent
+# The sound's crossfade at each edge of a window whose sound changes: 20 ms is a whole period of the lowest hum
+# (50 Hz) so even a low tone never steps, is what de-click fades in audio editors use (5 to 20 ms), and stays well
+# inside one frame (41.7 ms at 24 fps), so nobody hears a fade: only the click is gone.
+DEFAULT_CROSSFADE_MS = 20
 
 
 @dataclass(frozen=True)

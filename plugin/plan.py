@@ -10,14 +10,16 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .errors import PlanError, SelectionError, UnsupportedEditError
-from .limits import Limits, largest_input_frames
-from .metadata import original_name
+from .limits import DEFAULT_CONTEXT_S, WORKING_SIZE, Limits, largest_input_frames
+from .metadata import media_key, original_name, original_reference, version_keys
 from .ports import CutSpec, MediaInfo, RetakeMode
 from .relink import Relinker
-from .selection import Selection, record_timecode, shown_span, timeline_rate
+from .selection import Selection, record_timecode, shot_run, shown_span, timeline_rate, visible_range
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
-__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at"]
+__all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at",
+           "working_size"]
+
 
 _TR = otio.opentime.TimeRange
 _RT = otio.opentime.RationalTime
@@ -97,19 +99,49 @@ def source_clip(timeline: otio.schema.Timeline, sel: Selection, base_dir: Path |
             f"{sel.label or repr(clip.name)}: the selection was made on another timeline (or on this one before it was edited); "
             "select again on the current timeline."
         )
-    path = media if media is not None else media_path_of(clip.media_reference, base_dir)
+    path = media if media is not None else media_path_of(original_reference(clip), base_dir)
     scalar = time_scalar(clip)
-    clip_record = clip.transformed_time_range(clip.trimmed_range(), track)
+    run = shot_run(clip)   # pieces earlier retakes split out of this clip: one shot, retaken from its original media
+    first, last = run[0], run[-1]
+    clip_range = _TR(first.trimmed_range().start_time,
+                     last.trimmed_range().end_time_exclusive() - first.trimmed_range().start_time)
+    clip_record = first.transformed_time_range(first.trimmed_range(), track)
+    if last is not first:
+        end = last.transformed_time_range(last.trimmed_range(), track).end_time_exclusive()
+        clip_record = _TR(clip_record.start_time, end - clip_record.start_time)
     ranges = None
     if track_ranges is not None:
         ranges = track_ranges.get(sel.track_index)
         if ranges is None:
             ranges = track_ranges[sel.track_index] = track.range_of_all_children()
-    shown = shown_span(track, clip, sel.record_range, ranges)
+    shown = _shown_run(track, run, sel.record_range, ranges)
     if shown is None:
         raise SelectionError(f"{sel.label}: the clip does not show there (a nest trims it away, or a layer above covers it); "
                              "select what shows on the timeline.")
-    return SourceClip(sel, path, scalar, clip.trimmed_range(), clip_record, timeline_rate(timeline), shown)
+    return SourceClip(sel, path, scalar, clip_range, clip_record, timeline_rate(timeline), shown)
+
+
+def _shown_run(track, run: list, around: otio.opentime.TimeRange, ranges: dict | None) -> otio.opentime.TimeRange | None:
+    """Where the shot shows around `around`: each piece's own stretch, joined where they meet."""
+    if len(run) == 1:
+        return shown_span(track, run[0], around, ranges)
+    spans = []
+    for piece in run:
+        whole = visible_range(piece, track)
+        part = shown_span(track, piece, whole, ranges) if whole is not None else None
+        if part is not None:
+            spans.append(part)
+    mid = around.start_time + _RT(around.duration.value / 2, around.duration.rate)
+    joined: list = []
+    for span in sorted(spans, key=lambda r: r.start_time.to_seconds()):
+        if joined and abs(joined[-1].end_time_exclusive().to_seconds() - span.start_time.to_seconds()) < 1e-6:
+            joined[-1] = _TR(joined[-1].start_time, span.end_time_exclusive() - joined[-1].start_time)
+        else:
+            joined.append(span)
+    for span in joined:
+        if span.start_time <= mid < span.end_time_exclusive():
+            return span
+    return None
 
 
 @dataclass(frozen=True)
@@ -139,6 +171,7 @@ class Plan:
     price_basis: str = ""
     record_timecode: str = ""
     source_url: str = ""                    # the clip's media reference as the timeline writes it
+    context: tuple[int, int] = (0, 0)       # file frames of context sent before and after the window
 
     @property
     def input_seconds(self) -> float:
@@ -146,11 +179,13 @@ class Plan:
 
     def summary(self) -> str:
         rate = self.media.frame_rate
+        before, after = (float(Fraction(n) / rate) for n in self.context)
+        cost = f", estimated ${self.estimate_usd:.2f}" if self.estimate_usd is not None else ""
         return (
             f"{self.label}: retake {self.record_timecode} ({self.window_frames} frames, {self.duration:.3f} s) "
             f"from {Path(self.media.path).name} frames {self.window_start_frame}-{self.window_start_frame + self.window_frames - 1}; "
-            f"input cut {self.cut.total_frames} frames ({self.input_seconds:.2f} s at {rate_text(rate)} fps), "
-            f"window at {self.start_time:.3f} s"
+            f"context {before:.2f} s before and {after:.2f} s after; input cut {self.cut.total_frames} frames "
+            f"({self.input_seconds:.2f} s at {rate_text(rate)} fps){cost}, window at {self.start_time:.3f} s"
         )
 
 
@@ -176,8 +211,13 @@ def plan_retake(
     provider: str,
     model: str,
     split: bool = False,
+    context_s: float | None = DEFAULT_CONTEXT_S,
+    max_size: tuple[int, int] | None = WORKING_SIZE,
 ) -> list[Plan]:
-    """Plan the retake of one selection: widen short windows, refuse long ones (or split when asked), add handles."""
+    """Plan the retake of one selection: widen short windows, refuse long ones (or split when asked), add handles.
+
+    `context_s` is the footage sent on each side of the window (None: as much as the service takes); `max_size` the
+    picture size the input is cut at when the source is larger (None: the source's own size)."""
     sel = src.selection
     prompt = (prompt or "").strip()
     if not prompt:
@@ -209,7 +249,7 @@ def plan_retake(
         return _through_seconds(n, rec_rate, exact_rate(clip_rate))
 
     clip = sel.clip
-    origin = _origin_frames(clip.media_reference, info, src.clip_range, rate)
+    origin = _origin_frames(original_reference(clip), info, src.clip_range, rate)
     clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
     clip_rec_origin = track_frames(src.clip_record.start_time)  # exact: a clip at another rate starts between record frames
     clip_rec_start = round(clip_rec_origin)
@@ -232,6 +272,10 @@ def plan_retake(
             "select at least one whole frame."
         )
     notes: list[str] = list(sel.notes)
+    earlier = sorted({key for piece in shot_run(clip) for key in version_keys(piece)})
+    if earlier:
+        kept = ", ".join(k.replace("retake_", "") for k in earlier)
+        notes.append(f"retaken from the original media; {kept} {'stays' if len(earlier) == 1 else 'stay'} available")
     min_w = limits.min_window_frames(rate)
     max_w = limits.max_window_frames(rate)
     span = lambda a, b: math.ceil(file_frame(b)) - math.floor(file_frame(a))  # noqa: E731
@@ -257,7 +301,8 @@ def plan_retake(
             piece = Selection(sel.track_index, clip, record_span(a, b), sel.prompt,
                               f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
             sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate, src.shown_record)
-            for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model):
+            for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model,
+                                 context_s=context_s, max_size=max_size):
                 out.append(_with_note(p, notes_split))
         return out
 
@@ -296,8 +341,12 @@ def plan_retake(
             )
         notes.append(f"the clip is shorter than {limits.min_window_s:g} s; the window uses media beyond its in and out points")
     w = wb - wa
-    cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate)
+    context = None if context_s is None else math.ceil(Fraction(context_s).limit_denominator(1000) * rate)
+    cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate, context)
     notes.extend(cut_notes)
+    cut, size_note = _at_working_size(cut, info, max_size)
+    if size_note:
+        notes.append(size_note)
 
     record = record_span(ra, rb)
     shown = src.shown_record or src.clip_record
@@ -335,7 +384,8 @@ def plan_retake(
             estimate_usd=limits.estimate_usd(seconds_in),
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
-            source_url=getattr(clip.media_reference, "target_url", ""),
+            source_url=media_key(original_reference(clip)),
+            context=(wa - cut.start_frame, cut.start_frame + cut.frame_count - wb),
         )
     ]
 
@@ -354,10 +404,23 @@ def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> ot
     return _RT(float(frames_between_rates(frames, from_rate, to_rate)), to_rate)
 
 
-def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction) -> tuple[CutSpec, int, list[str]]:
-    """The input clip: the window plus as much context as the limits allow, balanced around it, 8k+1 frames."""
+def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction,
+               context: int | None = None) -> tuple[CutSpec, int, list[str]]:
+    """The input clip: the window plus `context` frames each side (None: as much as the limits allow), balanced
+    around it, 8k+1 frames, never under the model's minimum input (the context grows to reach it, and says so)."""
     w = wb - wa
     longest = limits.max_input_frames(rate)
+    notes_: list[str] = []
+    if context is not None:
+        wanted = largest_input_frames(w + 2 * context, limits.frame_multiple)
+        floor = max(limits.min_input_frames, w)
+        if wanted < floor:
+            wanted = floor if (floor - 1) % limits.frame_multiple == 0 else \
+                largest_input_frames(floor, limits.frame_multiple) + limits.frame_multiple
+            if wanted > w + 2 * context:
+                notes_.append(f"the context grew to {float(Fraction(wanted - w, 2) / rate):.2f} s a side: the model "
+                              f"needs an input of at least {limits.min_input_frames} frames")
+        longest = min(longest, max(wanted, w))
     before, after = wa, info.frame_count - wb
     context = longest - w
     pre = min(before, max(context // 2, context - after))
@@ -387,7 +450,28 @@ def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction
         pad_head = pad - pad_tail
         notes.append(f"the media runs out before {target} frames: {pad} frame(s) of its {'last' if pad_tail else 'first'} frame pad the input (never the window)")
     cut = CutSpec(info.path, wa - pre, w + pre + post, rate, pad_head=pad_head, pad_tail=pad_tail)
-    return cut, pad_head + pre, notes
+    return cut, pad_head + pre, notes_ + notes
+
+
+def working_size(width: int, height: int, max_size: tuple[int, int] | None) -> tuple[int, int]:
+    """A picture's size scaled down to fit `max_size` either way up (never up), in even numbers."""
+    if max_size:
+        long_side, short_side = max(max_size), min(max_size)
+        box = (long_side, short_side) if width >= height else (short_side, long_side)
+        scale = min(Fraction(1), Fraction(box[0], width), Fraction(box[1], height))
+        width, height = width * scale, height * scale
+    return max(2, int(width / 2 + Fraction(1, 2)) * 2), max(2, int(height / 2 + Fraction(1, 2)) * 2)
+
+
+def _at_working_size(cut: CutSpec, info: MediaInfo, max_size: tuple[int, int] | None) -> tuple[CutSpec, str]:
+    """The cut at the service's working size when the source is larger, and a sentence saying so."""
+    shown = (info.display_width, info.display_height)
+    sent = working_size(*shown, max_size)
+    cut = replace(cut, max_size=max_size)
+    if sent == working_size(*shown, None):
+        return cut, ""
+    return cut, (f"the picture is sent at {sent[0]}x{sent[1]}, the size the model works at, and the version is scaled "
+                 f"back up to {shown[0]}x{shown[1]} (--full-res sends the original size)")
 
 
 def timecode_at(info: MediaInfo, frame: int) -> str | None:

@@ -94,6 +94,7 @@ class CutSpec:
     frame_rate: Fraction
     pad_head: int = 0
     pad_tail: int = 0
+    max_size: tuple[int, int] | None = (1920, 1080)   # the picture is scaled down to fit (either way up); None: as is
 
     @property
     def total_frames(self) -> int:
@@ -117,6 +118,8 @@ class ConformSpec:
     mode: RetakeMode
     timecode: str | None = None          # start timecode to stamp (the source's time at the window's start)
     codec: str = "h264"                  # "h264" (MP4/MOV), "prores" or "dnxhr" (MOV with PCM)
+    crossfade_s: Fraction = Fraction(0)  # a changed sound crossfades from the source's at each edge (equal power)
+    dissolve_frames: int = 0             # a changed picture dissolves from the source's at each edge over this many frames
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedErro
                      RetakeError, SelectionError, ServiceValidationError, SpliceError, SubmitUncertainError,
                      TransientServiceError, redact)
 from .journal import Journal, failpoint
-from .limits import limits_for
+from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
 from .paths import file_sha256, safe_stem, same_file
-from .metadata import NS
+from .metadata import NS, original_reference
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .relink import Relinker
 from .ports import (DELIVERIES, ConformSpec, CutSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService,
@@ -80,6 +80,10 @@ class RetakeOrder:
     path_maps: tuple[tuple[str, str], ...] = ()   # --map-path FROM=TO: where another system's media paths are here
     media_search: tuple[Path, ...] = ()           # --media-search DIR: folders where missing media is found by name
     accept_losses: bool = False         # --yes: write an output that cannot hold everything (listed before paying)
+    context_s: float | None = DEFAULT_CONTEXT_S   # --context: seconds of the shot sent each side (None: --context max)
+    max_size: tuple[int, int] | None = WORKING_SIZE   # larger pictures are sent at this size (None: --full-res)
+    crossfade_ms: float = DEFAULT_CROSSFADE_MS      # a changed sound crossfades this long at each edge (0: none)
+    dissolve_frames: int = 0            # --dissolve: a changed picture dissolves over this many frames at each edge
 
 
 @dataclass
@@ -190,7 +194,7 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
     plans: list[Plan] = []
     track_ranges: dict = {}  # each track's item ranges, worked out once: planning does not edit the timeline
     for sel in selections:
-        found = relinker.locate(sel.clip, sel.label)
+        found = relinker.locate(sel.clip, sel.label, ref=original_reference(sel.clip))   # a retake is cut from the original
         src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
         if src.media_path not in probed:
             probed[src.media_path] = wiring.media.probe(src.media_path)
@@ -200,7 +204,8 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         if order.markers and order.prompt:
             prompt = f"{order.prompt.strip()} {sel.prompt}".strip()
         for plan in plan_retake(timeline, src, probed[src.media_path], limits, prompt=prompt or "", mode=order.mode,
-                                provider=order.provider, model=order.model, split=order.split):
+                                provider=order.provider, model=order.model, split=order.split,
+                                context_s=order.context_s, max_size=order.max_size):
             if found.relinked:
                 plan = replace(plan, notes=(*plan.notes, f"media relinked: {found.path} ({found.how})"))
             plans.append(plan)
@@ -315,10 +320,12 @@ class _Runner:
 
     def __init__(self, wiring: Wiring, log: Progress, cancel: threading.Event, work: Path, *,
                  journal: Journal | None = None, timeline: Path | None = None, fresh: bool = False,
-                 resubmit: bool = False, resumed: bool = False, delivery: str = "auto"):
+                 resubmit: bool = False, resumed: bool = False, order: RetakeOrder | None = None):
         self.w, self.log, self.cancel, self.work = wiring, log, cancel, work
         self.journal, self.timeline, self.fresh, self.resubmit, self.resumed = journal, timeline, fresh, resubmit, resumed
-        self.delivery = delivery
+        self.delivery = order.delivery if order else "auto"
+        self.seams = dict(crossfade_s=Fraction(order.crossfade_ms).limit_denominator(1000) / 1000 if order else Fraction(0),
+                          dissolve_frames=order.dissolve_frames if order else 0)
 
     def _save(self, job: Job, point: str | None = None) -> None:
         if self.journal is not None and job.run_id:
@@ -400,7 +407,8 @@ class _Runner:
         with _MEDIA_WORK:
             self.w.media.cut(plan.cut, job.cut_path)
         job.cut_sha = file_sha256(job.cut_path)
-        job.request_key = _request_key(job)
+        job.request_key = _request_key(job, (str(self.seams["crossfade_s"]), self.seams["dissolve_frames"])
+                                       if any(self.seams.values()) else ())
         self._save(job, point="cut")
 
     def _reuse(self, job: Job) -> bool:
@@ -471,7 +479,7 @@ class _Runner:
         self._enter(job, Step.CONFORMING, f"conforming to {plan.media.width}x{plan.media.height} at {float(plan.media.frame_rate):.3f} fps")
         spec = ConformSpec(plan.media, plan.cut, plan.window_offset, plan.window_frames, plan.window_start_frame, plan.mode,
                            timecode=timecode_at(plan.media, plan.window_start_frame),
-                           codec=_delivery(self.delivery, plan.media.path)[0])
+                           codec=_delivery(self.delivery, plan.media.path)[0], **self.seams)
         job.version.path.parent.mkdir(parents=True, exist_ok=True)
         with _MEDIA_WORK:
             job.version_info = self.w.media.conform(job.returned_path, spec, job.version.path)
@@ -540,11 +548,12 @@ def _intact(path: Path | None, sha: str | None) -> bool:
     return bool(path and sha and path.is_file() and file_sha256(path) == sha)
 
 
-def _request_key(job: Job) -> str:
-    """What makes two requests identical: the bytes sent, the prompt, mode, service, model and window."""
+def _request_key(job: Job, seams: tuple = ()) -> str:
+    """What makes two requests identical: the bytes sent, the prompt, mode, service, model and window (and how the
+    version's edges are made: an earlier version with other seams is not this one's)."""
     p = job.plan
     fields = [job.cut_sha, p.prompt, p.mode.value, p.provider, p.model, p.start_time, p.duration,
-              str(p.media.path), p.window_start_frame, p.window_frames]
+              str(p.media.path), p.window_start_frame, p.window_frames, *seams]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
@@ -662,7 +671,7 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
                                        media_dir=media_dir, work_dir=work, jobs=jobs)
             log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
     runner = _Runner(wiring, log, cancel, work, journal=journal, timeline=order.timeline.absolute(), fresh=order.fresh,
-                     delivery=order.delivery)
+                     order=order)
     with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs))), initializer=background_priority) as pool:
         list(pool.map(runner.generate, jobs))
     output = _splice_and_save(document, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place)
@@ -693,7 +702,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
     for job in todo:
         log(JobEvent(job.id, job.step, f"resuming at {job.step.value}" + (f" (request {job.request_id})" if job.request_id else "")))
     runner = _Runner(wiring, log, cancel, record.work_dir, journal=journal, timeline=record.timeline,
-                     fresh=order.fresh, resubmit=resubmit, resumed=True, delivery=order.delivery)
+                     fresh=order.fresh, resubmit=resubmit, resumed=True, order=order)
     generating = [j for j in todo if j.step not in (Step.READY, Step.SPLICING, Step.SAVING)]
     if generating and (wiring.service is None or wiring.host is None):
         raise InputError("No retake service is wired in to finish the run's requests.")
@@ -782,6 +791,8 @@ def order_from(d: dict) -> RetakeOrder:
         if isinstance(values.get(name), list):
             values[name] = tuple(values[name])
     values["path_maps"] = tuple(tuple(pair) for pair in values.get("path_maps") or ())
+    if isinstance(values.get("max_size"), list):
+        values["max_size"] = tuple(values["max_size"])
     values["media_search"] = tuple(Path(p) for p in values.get("media_search") or ())
     return RetakeOrder(**values)
 

@@ -10,6 +10,7 @@ from fractions import Fraction
 import opentimelineio as otio
 
 from .errors import SelectionError, UnsupportedEditError
+from .metadata import has_versions, media_key, original_name, original_reference
 from .timing import exact_rate, format_timecode, parse_timecode
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "track_label",
     "native_rate",
     "record_timecode",
+    "shot_run",
+    "same_shot",
 ]
 
 _TR = otio.opentime.TimeRange
@@ -171,6 +174,43 @@ def track_label(timeline: otio.schema.Timeline, index: int) -> str:
     return label + (f" ({t.name!r})" if t.name and t.name != label else "")
 
 
+def _speed(clip: otio.schema.Clip) -> tuple:
+    return tuple((type(e).__name__, getattr(e, "time_scalar", None)) for e in clip.effects)
+
+
+def same_shot(a, b) -> bool:
+    """Whether clip `b` plays on from clip `a` as pieces a retake split out of one clip: one of them carries versions,
+    both the same original clip and media at the same speed, `b`'s source starting where `a`'s ends. (Two clips an
+    editor cut apart themselves, a through edit, stay two clips.)"""
+    if not (isinstance(a, otio.schema.Clip) and isinstance(b, otio.schema.Clip)) or a.enabled != b.enabled:
+        return False
+    if not (has_versions(a) or has_versions(b)):
+        return False
+    if original_name(a) != original_name(b) or _speed(a) != _speed(b) or \
+            media_key(original_reference(a)) != media_key(original_reference(b)):
+        return False
+    ra, rb = a.source_range, b.source_range
+    if ra is None or rb is None:
+        return False
+    end, start = ra.end_time_exclusive(), rb.start_time
+    return abs(end.to_seconds() - start.to_seconds()) < 0.5 / max(end.rate, 1)
+
+
+def shot_run(clip: otio.schema.Clip) -> list[otio.schema.Clip]:
+    """The pieces of one shot `clip` belongs to (neighbours in its parent that `same_shot` joins), in order."""
+    parent = clip.parent()
+    if parent is None:
+        return [clip]
+    items = list(parent)
+    i = next(k for k, it in enumerate(items) if it is clip)
+    a = b = i
+    while a > 0 and same_shot(items[a - 1], items[a]):
+        a -= 1
+    while b + 1 < len(items) and same_shot(items[b], items[b + 1]):
+        b += 1
+    return items[a:b + 1]
+
+
 def clips_on_track(track: otio.schema.Track) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
     """Every clip on the track, nested ones included, with its range in the track's time."""
     out = []
@@ -220,8 +260,20 @@ def select_clips(timeline: otio.schema.Timeline, clips: tuple[str, ...] | list[s
     track_obj = timeline.tracks[ti]
     on_track = clips_on_track(track_obj)
     named: dict[str, list] = {}
+    first_of_run: set[int] = set()   # a shot split into pieces by retakes is one clip: found once, by any of its names
     for c, r in on_track:
-        named.setdefault(c.name, []).append((c, r))
+        run = shot_run(c)
+        if run[0] is c:
+            first_of_run.add(id(c))
+        for name in {c.name, original_name(c)}:
+            named.setdefault(name, []).append((run[0], r))
+    for name, found in named.items():
+        seen, kept = set(), []
+        for c, r in found:
+            if id(c) not in seen:
+                seen.add(id(c))
+                kept.append((c, r))
+        named[name] = kept
     ranges = track_obj.range_of_all_children()
     return [_select_one(timeline, ti, track_obj, on_track, named, ranges, text.strip()) for text in clips]
 
@@ -245,8 +297,10 @@ def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: 
                 "pick one with --range or with #N."
             )
     c, r = found[0]
-    label = f"{c.name} on {track_label(timeline, ti)}"
-    shown = visible_range(c, track_obj)
+    run = shot_run(c)
+    c = run[0]
+    label = f"{original_name(c)} on {track_label(timeline, ti)}"
+    shown = _run_visible(run, track_obj)
     if shown is None:
         raise SelectionError(f"{label} is trimmed out of its nest: none of it shows on the timeline. Pick a clip that shows.")
     r = shown
@@ -254,7 +308,7 @@ def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: 
     if clear is None:
         raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
     hidden = not c.enabled or not track_obj.enabled  # a disabled clip, or any on a disabled track, shows nothing
-    if hidden or any(item is not c for item, _ in _visible(track_obj, clear, ranges)):
+    if hidden or any(not any(item is piece for piece in run) for item, _ in _visible(track_obj, clear, ranges)):
         why = ("it is disabled" if not c.enabled else "its track is disabled" if not track_obj.enabled
                else "a clip on a layer above covers it")
         fix = "enable it in the NLE and export again" if why != "a clip on a layer above covers it" else "change the nest in the NLE"
@@ -266,6 +320,15 @@ def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: 
     if clear != r:
         notes = (f"the clip's dissolves were left out: the retake covers {_span(timeline, clear)} of {_span(timeline, r)}",)
     return Selection(ti, c, clear, label=label, track_kind=track_obj.kind, notes=notes)
+
+
+def _run_visible(run: list[otio.schema.Clip], track) -> otio.opentime.TimeRange | None:
+    """The stretch of track time the pieces of one shot show over (None when none of it shows)."""
+    spans = [r for r in (visible_range(piece, track) for piece in run) if r is not None]
+    if not spans:
+        return None
+    start = min(r.start_time for r in spans)
+    return _TR(start, max(r.end_time_exclusive() for r in spans) - start)
 
 
 def _parse_point(text: str, timeline: otio.schema.Timeline, rate: Fraction) -> int:
@@ -311,9 +374,12 @@ def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: 
         if item is None:
             raise SelectionError(f"The range {_span(timeline, rng)} includes a gap or a disabled clip at {_span(timeline, part)}; "
                                  "nothing shows there to retake.")
-        if out and out[-1].clip is item:
+        if out and (out[-1].clip is item or any(piece is item for piece in shot_run(out[-1].clip))):
+            joined = _TR(out[-1].record_range.start_time, part.end_time_exclusive() - out[-1].record_range.start_time)
+            out[-1] = Selection(ti, out[-1].clip, joined, prompt, out[-1].label, track.kind)
             continue
-        out.append(Selection(ti, item, part, prompt, label or f"{item.name} on {track_label(timeline, ti)}", track.kind))
+        out.append(Selection(ti, item, part, prompt, label or f"{original_name(item)} on {track_label(timeline, ti)}",
+                             track.kind))
     if not out:
         raise SelectionError(f"Nothing on track {track_label(timeline, ti)} at {_span(timeline, rng)}.")
     if len(out) > 1 and not per_clip:

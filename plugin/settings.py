@@ -14,9 +14,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import InputError, register_secret
+from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS
 
 __all__ = ["KEYRING_SERVICE", "Secret", "Settings", "journal_path", "keyring_keys", "load_settings", "save_key",
-           "save_settings", "settings_path"]
+           "save_settings", "settings_path", "parse_size"]
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,23 @@ class Settings:
     cost_threshold_usd: float = 5.0      # a run estimated above this asks before sending (--yes skips the question)
     max_download_mb: int = 4096          # a result larger than this is refused, not written
     delivery: str = "auto"               # the codec versions are delivered in (auto, h264, prores, dnxhr); --deliver wins
+    context_s: float | None = DEFAULT_CONTEXT_S   # seconds of the shot sent each side of the window ("max": all allowed)
+    input_max_size: str = "1920x1080"    # larger pictures are sent at this size (the model's); "" sends the original
+    audio_crossfade_ms: float = DEFAULT_CROSSFADE_MS   # a changed sound crossfades this long at each edge (0: none)
+    dissolve_frames: int = 0             # a changed picture dissolves over this many frames at each edge (0: a cut)
     path_maps: tuple[str, ...] = ()      # "FROM=TO" each: where another system's media paths are on this machine
     media_search: tuple[str, ...] = ()   # folders where media a timeline cannot lead to is found by name
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """`1920x1080` as (1920, 1080); empty, "none" or "full" as None (the source's own size)."""
+    t = (text or "").strip().lower()
+    if t in ("", "none", "full", "original"):
+        return None
+    w, sep, h = t.partition("x")
+    if sep and w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16:
+        return int(w), int(h)
+    raise InputError(f"The size {text!r} is not WIDTHxHEIGHT (like 1920x1080); fix input_max_size in the settings.")
 
 
 def settings_path() -> Path:
@@ -101,8 +117,10 @@ _ENV = {
     "LTX_RETAKE_COST_THRESHOLD": "cost_threshold_usd",
     "LTX_RETAKE_MAX_DOWNLOAD_MB": "max_download_mb",
     "LTX_RETAKE_DELIVERY": "delivery",
+    "LTX_RETAKE_CONTEXT_S": "context_s",
 }
-_NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int}
+_NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int, "audio_crossfade_ms": float, "dissolve_frames": int,
+            "context_s": float}
 _LISTS = ("path_maps", "media_search")     # lists of text in the settings file
 
 
@@ -141,8 +159,10 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     for name in _LISTS:
         if name in values:
             values[name] = _text_list(name, values[name], f"fix {file}")
+    if str(values.get("context_s", "")).strip().lower() == "max":
+        values["context_s"] = None
     for name, kind in _NUMBERS.items():
-        if name in values:
+        if name in values and values[name] is not None:
             try:
                 values[name] = kind(values[name])
             except (TypeError, ValueError):
@@ -254,6 +274,8 @@ def save_settings(changes: dict, path: Path | None = None) -> Path:
     for name, value in changes.items():
         if value is None:
             clean[name] = None
+        elif name == "context_s" and str(value).strip().lower() == "max":
+            clean[name] = "max"
         elif name in _NUMBERS:
             kind = _NUMBERS[name]
             try:

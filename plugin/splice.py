@@ -14,15 +14,17 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .errors import SpliceError
-from .metadata import NS, original_name
+from .metadata import NS, media_key, original_name
 from .paths import safe_stem, shot_name
 from .plan import Plan
-from .selection import clip_showing, clips_on_track, timeline_rate, track_label
+from .ports import RetakeMode
+from .selection import clip_showing, clips_on_track, shot_run, timeline_rate, track_label
 
-__all__ = ["NS", "Version", "splice_version", "place_above", "version_key", "version_name", "next_version_number",
+__all__ = ["NS", "Version", "splice_version", "place_above", "carries_sound_above", "RETAKE_SOUND_TRACK_NAME", "version_key", "version_name", "next_version_number",
            "versions_on", "RETAKE_TRACK_NAME", "describe_landing", "linked_sound"]
 
 RETAKE_TRACK_NAME = "LTX Retakes"
+RETAKE_SOUND_TRACK_NAME = "LTX Retakes (sound)"
 _TR = otio.opentime.TimeRange
 _RT = otio.opentime.RationalTime
 _KEY = re.compile(r"^retake_v(\d{3,})$")
@@ -122,13 +124,28 @@ def _window_in_clip(rng: otio.opentime.TimeRange, window: otio.opentime.TimeRang
 
 def _locate(timeline: otio.schema.Timeline, plan: Plan) -> tuple[otio.schema.Clip, otio.opentime.TimeRange]:
     """The clip that shows the planned record range now (earlier splices may have split the original)."""
+    return _locate_run(timeline, plan)[0]
+
+
+def _locate_run(timeline: otio.schema.Timeline, plan: Plan) -> list[tuple[otio.schema.Clip, otio.opentime.TimeRange]]:
+    """The pieces of the planned shot that the window falls on, in order, with their ranges in the track: one clip, or
+    several where earlier retakes split it (original | v001 | original is one shot)."""
     track = timeline.tracks[plan.track_index]
     ranges = track.range_of_all_children()  # once: a splice looks at one window, not at every clip twice
     shown = clip_showing(track, plan.record_range, ranges)  # in a nest, lower layers hold the window too: the top one shows
-    if shown is not None:  # its range as clips_on_track gives it: the track's own for a clip on it, else through the nests
-        rng = ranges[shown] if shown in ranges else shown.transformed_time_range(shown.trimmed_range(), track)
-        if _covers(rng, plan.record_range, timeline) and original_name(shown) == plan.clip_name:
-            return shown, rng
+    if shown is not None and original_name(shown) == plan.clip_name:
+        def where(piece):  # its range as clips_on_track gives it: the track's own for a clip on it, else through the nests
+            return ranges[piece] if piece in ranges else piece.transformed_time_range(piece.trimmed_range(), track)
+        w = plan.record_range
+        run = [(piece, where(piece)) for piece in shot_run(shown)]
+        touched = [(piece, rng) for piece, rng in run
+                   if rng.end_time_exclusive().to_seconds() > w.start_time.to_seconds() + 1e-9
+                   and rng.start_time.to_seconds() < w.end_time_exclusive().to_seconds() - 1e-9]
+        if touched:
+            first, last = touched[0][1], touched[-1][1]
+            whole = _TR(first.start_time, last.end_time_exclusive() - first.start_time)
+            if _covers(whole, w, timeline):
+                return touched
     raise SpliceError(
         f"{plan.label}: the timeline no longer shows clip {plan.clip_name!r} across {plan.record_timecode}; "
         "it was edited since the retake was planned. Retake again on the current timeline."
@@ -159,7 +176,7 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
             if not rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds() or not _covers(rng, w, timeline):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
-            if getattr(default, "target_url", None) != plan.source_url or plan.scalar != 1 or item.effects:
+            if not plan.source_url or media_key(default) != plan.source_url or plan.scalar != 1 or item.effects:
                 break
             rate = item.trimmed_range().start_time.rate
             media_at_start = _frames(item.trimmed_range().start_time, rate) + _frames(plan.record_range.start_time, rate) - _frames(rng.start_time, rate)
@@ -176,13 +193,39 @@ def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> N
 
 
 def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version, *, undo: list | None = None) -> otio.schema.Clip:
-    """Split the clip at the window's edges; the middle part gets the retake as its active media reference.
+    """Split the clip at the window's edges; the part inside gets the retake as its active media reference.
 
-    All or nothing: the pieces are built aside and swapped in last; a refusal leaves the timeline as it was.
-    `undo`, when given, gets a function that takes the splice back (for a caller splicing several tracks as one).
+    Where earlier retakes split the shot into pieces, each piece the window falls on is split the same way and the
+    parts inside all get the new version (beside the versions they had). All or nothing: a refusal leaves the
+    timeline as it was. `undo`, when given, gets a function that takes the splice back (for a caller splicing several
+    tracks as one). Returns the first part that shows the new version.
     """
-    clip, rng = _locate(timeline, plan)
+    pieces = _locate_run(timeline, plan)
     before = _lengths(timeline, plan)
+    done: list = []
+    inside: list[otio.schema.Clip] = []
+    try:
+        for clip, rng in reversed(pieces):   # from the last: splitting a piece never moves the ones before it
+            middle = _splice_piece(plan, version, clip, rng, done, whole=len(pieces) == 1)
+            if middle is not None:
+                inside.insert(0, middle)
+        if not inside:
+            raise SpliceError(f"{plan.label}: the window {plan.record_timecode} holds no whole frame of clip "
+                              f"{plan.clip_name!r}; retake a longer part of it.")
+        _check_unchanged(timeline, before, plan)
+    except BaseException:
+        for take_back in reversed(done):
+            take_back()
+        raise
+    if undo is not None:
+        undo.extend(done)
+    return inside[0]
+
+
+def _splice_piece(plan: Plan, version: Version, clip: otio.schema.Clip, rng: otio.opentime.TimeRange, done: list, *,
+                  whole: bool) -> otio.schema.Clip | None:
+    """Split one piece at the window's edges (clamped to it) and give the part inside the version; None when the window
+    holds none of its frames (and `whole` is False: the piece only touches the window by rounding)."""
     trimmed = clip.trimmed_range()
     rate = trimmed.duration.rate
     clip_frames = _frames(trimmed.duration, rate)
@@ -190,6 +233,8 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version,
     length_f = end_f - offset_f
     length = otio.opentime.RationalTime(length_f, rate)
     if length_f < 1:
+        if not whole:
+            return None
         raise SpliceError(f"{plan.label}: the window {plan.record_timecode} holds no whole frame of clip {clip.name!r}; "
                           "retake a longer part of it.")
     if version.key in clip.media_references():
@@ -236,13 +281,7 @@ def splice_version(timeline: otio.schema.Timeline, plan: Plan, version: Version,
     del parent[index]
     for i, piece in enumerate(pieces):
         parent.insert(index + i, piece)
-    try:
-        _check_unchanged(timeline, before, plan)
-    except BaseException:
-        _put_back(parent, index, len(pieces), backup)
-        raise
-    if undo is not None:
-        undo.append(lambda: _put_back(parent, index, len(pieces), backup))
+    done.append(lambda: _put_back(parent, index, len(pieces), backup))
     return middle
 
 
@@ -274,28 +313,73 @@ def _put_back(parent: otio.core.Composition, index: int, count: int, backup: oti
 
 
 def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) -> otio.schema.Clip:
-    """Put the retake on the first track above that is free over the window (a new track when none is)."""
+    """Put the retake on the first track above that is free over the window (a new track when none is). A retake that
+    changes the sound of a picture clip puts the new sound on the first free sound track above the clip's own sound
+    (a new one when none is), in sync: the original tracks are untouched. All or nothing."""
     clip, rng = _locate(timeline, plan)
     before = _lengths(timeline, plan)
     source_track = timeline.tracks[plan.track_index]
     window = _inside(plan.record_range, rng)
+    sound_too = carries_sound_above(timeline, plan)
+    sound_from = _sound_track_above(timeline, plan) if sound_too else None
+    undo: list = []
+    try:
+        new = _place_on_free_track(timeline, plan, version, clip, source_track.kind, plan.track_index + 1, window,
+                                   RETAKE_TRACK_NAME, undo)
+        if sound_too:
+            _place_on_free_track(timeline, plan, version, clip, otio.schema.TrackKind.Audio, sound_from, window,
+                                 RETAKE_SOUND_TRACK_NAME, undo)
+        _check_unchanged(timeline, before, plan)
+    except BaseException:  # all or nothing: the tracks above go back to what they were
+        for take_back in reversed(undo):
+            take_back()
+        raise
+    return new
+
+
+def carries_sound_above(timeline: otio.schema.Timeline, plan: Plan) -> bool:
+    """Whether a retake placed above puts new sound on a sound track too: its mode changes the sound of a picture clip
+    whose media has sound."""
+    return (plan.mode != RetakeMode.REPLACE_VIDEO and plan.media.has_audio
+            and timeline.tracks[plan.track_index].kind == otio.schema.TrackKind.Video)
+
+
+def _sound_track_above(timeline: otio.schema.Timeline, plan: Plan) -> int:
+    """Where the search for a free sound track starts: above the clip's own (linked) sound, else at the first one."""
+    linked = [p.track_index for p in linked_sound(timeline, plan)]
+    if linked:
+        return max(linked) + 1
+    audio = [i for i, t in enumerate(timeline.tracks) if t.kind == otio.schema.TrackKind.Audio]
+    return audio[0] if audio else len(timeline.tracks)
+
+
+def _place_on_free_track(timeline: otio.schema.Timeline, plan: Plan, version: Version, clip: otio.schema.Clip, kind: str,
+                         first: int, window: otio.opentime.TimeRange, name: str, undo: list) -> otio.schema.Clip:
+    """Put the version on the first track of `kind` from index `first` that is free over the window, or on a new one."""
     target = None
-    for i in range(plan.track_index + 1, len(timeline.tracks)):
+    for i in range(first, len(timeline.tracks)):
         t = timeline.tracks[i]
-        if t.kind == source_track.kind and _is_free(t, window):
+        if t.kind == kind and _is_free(t, window):
             target = t
             break
-    added = target is None
     if target is None:
-        target = otio.schema.Track(name=RETAKE_TRACK_NAME, kind=source_track.kind)
+        target = otio.schema.Track(name=name, kind=kind)
         timeline.tracks.append(target)
-    kept = [] if added else [item.clone() for item in target]  # copies, for the reason splice_version keeps one
+        undo.append(lambda: timeline.tracks.__delitem__(len(timeline.tracks) - 1))
+    else:
+        kept = [item.clone() for item in target]  # copies, for the reason splice_version keeps one
+
+        def restore(track=target, items=kept):
+            del track[:]
+            track.extend(items)
+        undo.append(restore)
     rate = plan.source_range.duration.rate  # as long on the track as the window, whatever rate the media counts in
     new = otio.schema.Clip(name=version.name, source_range=_TR(plan.source_range.start_time, window.duration.rescaled_to(rate)))
     new.set_media_references({version.key: _version_reference(plan, version)}, version.key)
     for effect in clip.effects:
         if isinstance(effect, otio.schema.LinearTimeWarp):
             new.effects.append(copy.deepcopy(effect))
+    source_track = timeline.tracks[plan.track_index]
     new.metadata[NS] = {
         "original_name": plan.clip_name,
         "version": version.number,
@@ -304,16 +388,7 @@ def place_above(timeline: otio.schema.Timeline, plan: Plan, version: Version) ->
         "placement": "above",
         "source_track": source_track.name or plan.track_index,
     }
-    try:
-        _overwrite_gap(target, new, window)
-        _check_unchanged(timeline, before, plan)
-    except BaseException:  # all or nothing: the track above goes back to what it was
-        if added:
-            del timeline.tracks[len(timeline.tracks) - 1]
-        else:
-            del target[:]
-            target.extend(kept)
-        raise
+    _overwrite_gap(target, new, window)
     return new
 
 
@@ -390,6 +465,12 @@ def describe_landing(timeline: otio.schema.Timeline, plan: Plan, placement: str)
     """One sentence saying where the result will land, for the user before anything is sent."""
     where = f"{plan.record_timecode} on {track_label(timeline, plan.track_index)}"
     if placement == "above":
-        return f"The retake of {plan.clip_name!r} will go on the first free track above, at {where}; the original track is untouched."
+        said = f"The retake of {plan.clip_name!r} will go on the first free track above, at {where}; the original track is untouched."
+        if carries_sound_above(timeline, plan):
+            said += (" Its new sound goes on the first free sound track above the clip's own sound, in sync; the "
+                     "original sound still plays under it there, so mute it to hear only the retake.")
+        elif plan.mode != RetakeMode.REPLACE_VIDEO and timeline.tracks[plan.track_index].kind == otio.schema.TrackKind.Video:
+            said += " The source has no sound, so no sound track is added."
+        return said
     return (f"The retake of {plan.clip_name!r} will replace {where} as a new version (the original stays one call away); "
             "neighbours do not move.")

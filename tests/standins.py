@@ -64,19 +64,20 @@ def standin_media(timeline: otio.schema.Timeline, folder: Path, *, size: tuple[i
         available = getattr(ref, "available_range", None)
         start = to_frames(rng.start_time, rate)
         end = start + to_frames(rng.duration, rate) * _speed(clip)
-        if available is not None:
+        exact = False
+        if available is not None:  # the media's own extent is stated: the stand-in has exactly that, no handles
             a0 = to_frames(available.start_time, rate)
             a1 = a0 + to_frames(available.duration, rate)
             if a1 - a0 <= max_frames:
-                start, end = min(start, a0), max(end, a1)
-        spans.setdefault(name, []).append((rate, start, end))
+                start, end, exact = a0, a1 - 1, True
+        spans.setdefault(name, []).append((rate, start, end, exact))
     folder.mkdir(parents=True, exist_ok=True)
     made: dict[str, StandIn] = {}
     for name, uses in spans.items():
         rate = uses[0][0]
-        handle = round(handle_s * rate)
-        first = max(0, int(min(s for _, s, _ in uses)) - handle)
-        last = int(max(e for _, _, e in uses)) + 1 + handle
+        handle = 0 if any(exact for *_, exact in uses) else round(handle_s * rate)
+        first = max(0, int(min(s for _, s, _, _ in uses)) - handle)
+        last = int(max(e for _, _, e, _ in uses)) + 1 + handle
         frames = last - first
         if frames > max_frames:
             continue

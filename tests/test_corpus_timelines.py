@@ -7,7 +7,7 @@ from fractions import Fraction
 import opentimelineio as otio
 import pytest
 
-from ltx_retake.adapters.timeline_files import read_timeline, sniff_edl_rate
+from ltx_retake.adapters.timeline_files import read_timeline
 from ltx_retake.errors import RetakeError, SelectionError, TimelineReadError, UnsupportedEditError
 from ltx_retake.plan import media_path_of, source_clip, time_scalar
 from ltx_retake.selection import clips_on_track, find_track, select_clip, select_markers, select_range, timeline_rate
@@ -17,6 +17,8 @@ TIMELINES = [
     "edl/avid_2997df_colon_tc.edl",
     "edl/avid_cdl_loc_markers.edl",
     "edl/premiere_25fps_effects.edl",
+    "fcpxml/fcp111_5994_mixed_rates.fcpxml",
+    "fcpxml/fcp113_audition_conform.fcpxml",
     "fcp7xml/premiere_disabled_clips.xml",
     "fcp7xml/premiere_example.xml",
     "otio/hiero_timeline_sq001.otio",
@@ -26,9 +28,13 @@ TIMELINES = [
 ]
 
 
+# EDLs do not say their rate: these are the rates the corpus README gives (the Avid 29.97 one says drop-frame itself)
+EDL_RATES = {"edl/avid_cdl_loc_markers.edl": 24, "edl/premiere_25fps_effects.edl": 25}
+
+
 @pytest.mark.parametrize("name", TIMELINES)
 def test_every_clip_is_traced_or_refused_with_a_named_error(corpus, name):
-    tl = read_timeline(corpus / name)
+    tl = read_timeline(corpus / name, rate=EDL_RATES.get(name))
     traced = refused = 0
     for ti, track in enumerate(tl.tracks):
         if track.kind != otio.schema.TrackKind.Video:
@@ -44,14 +50,16 @@ def test_every_clip_is_traced_or_refused_with_a_named_error(corpus, name):
     assert traced + refused > 0
 
 
-def test_edl_rates_are_sniffed(corpus):
-    assert sniff_edl_rate((corpus / "edl/avid_2997df_colon_tc.edl").read_text()) == Fraction(30000, 1001)
-    assert sniff_edl_rate((corpus / "edl/premiere_25fps_effects.edl").read_text()) == 25
-    assert sniff_edl_rate((corpus / "edl/avid_cdl_loc_markers.edl").read_text()) == 24
+def test_edl_rates_are_decided_or_refused(corpus):
+    assert timeline_rate(read_timeline(corpus / "edl/avid_2997df_colon_tc.edl")) == Fraction(30000, 1001)  # FCM: DROP FRAME
+    for name, fits in (("premiere_25fps_effects.edl", "25, 29.97"), ("avid_cdl_loc_markers.edl", "23.976, 24, 25")):
+        with pytest.raises(TimelineReadError, match=f"does not say its frame rate: its timecodes fit {fits}.*--rate"):
+            read_timeline(corpus / "edl" / name)
+    assert timeline_rate(read_timeline(corpus / "edl/premiere_25fps_effects.edl", rate=25)) == 25
 
 
 def test_edl_record_start_becomes_global_start_and_loc_markers_are_a_batch(corpus):
-    tl = read_timeline(corpus / "edl/avid_cdl_loc_markers.edl")
+    tl = read_timeline(corpus / "edl/avid_cdl_loc_markers.edl", rate=24)
     assert tl.global_start_time.value == 191724  # 02:13:08:12 at 24
     assert all(t.source_range is None for t in tl.tracks)
     sels = select_markers(tl)

@@ -186,7 +186,7 @@ def check_window_by_content(original, new, job, rs: int, re_: int, margin: int =
 def test_edl_and_fcp7_xml_inputs(tmp_path, suffix):
     cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=5)
     exported = write_timeline(read_timeline(cut), tmp_path / f"cut{suffix}")
-    original = read_timeline(exported)
+    original = read_timeline(exported, rate=24 if suffix == ".edl" else None)  # an EDL does not say its rate; the run reads it from the media
     order = RetakeOrder(timeline=exported, output=tmp_path / "out.otio", prompt="snow", mode=RetakeMode.REPLACE_VIDEO,
                         provider="local", model="m", clip="B")
     with wiring_for("local", Settings(), local_config=QUIRKS) as wiring:

@@ -46,9 +46,9 @@ def test_bare_frames_count_from_the_timeline_start():
     assert sel.record_range == TR(RT(24, 24), RT(72, 24))
 
 
-def test_handles_are_balanced_and_fill_the_limit():
+def test_with_context_max_handles_are_balanced_and_fill_the_limit():
     tl = timeline(clip("a", "/m/a.mov", 86400 + 1000, 120))
-    (p,) = plan(tl, select_clip(tl, "a"), info(frames=3000))
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=3000), context_s=None)
     assert p.cut.total_frames == 473  # largest 8k+1 within 20 s at 24 fps
     pre = p.window_start_frame - p.cut.start_frame
     post = p.cut.start_frame + p.cut.frame_count - (p.window_start_frame + p.window_frames)
@@ -56,12 +56,41 @@ def test_handles_are_balanced_and_fill_the_limit():
     assert p.estimate_usd == pytest.approx(round(0.10 * 473 / 24, 2))
 
 
-def test_handles_come_from_beyond_the_clip_and_shift_when_the_media_runs_out():
+def test_with_context_max_handles_come_from_beyond_the_clip_and_shift_when_the_media_runs_out():
     tl = timeline(clip("a", "/m/a.mov", 86400 + 10, 60))  # 10 frames of media before the clip's in-point
-    (p,) = plan(tl, select_clip(tl, "a"), info(frames=400))
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=400), context_s=None)
     assert p.cut.start_frame == 0
     assert p.cut.total_frames == 393  # 400 frames available -> largest 8k+1
     assert p.window_offset == 10
+
+
+@pytest.mark.parametrize("context_s, frames, context", [(1.0, 161, (20, 21)), (0.5, 137, (8, 9)), (2.0, 209, (44, 45))])
+def test_the_context_sent_is_what_the_editor_chose_and_paid_for(context_s, frames, context):
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 1000, 120))   # a 5 s window
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=3000), context_s=context_s)
+    assert p.cut.total_frames == frames <= 120 + 2 * round(context_s * 24)   # the 8k+1 rule only ever trims
+    assert p.context == context and p.estimate_usd == pytest.approx(round(0.10 * frames / 24, 2))
+    assert f"context {context[0] / 24:.2f} s before and {context[1] / 24:.2f} s after" in p.summary()
+    assert f"estimated ${p.estimate_usd:.2f}" in p.summary()
+
+
+def test_the_default_context_shifts_to_the_side_that_has_media_and_grows_to_the_models_minimum():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 10, 60))   # 10 frames of media before the clip's in-point
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=400))
+    assert p.cut.start_frame == 0 and p.context == (10, 35) and p.cut.total_frames == 105
+    slow = timeline(clip("a", "/m/a.mov", 1000, 30, rate=15), rate=15, start=None)   # 2 s at 15 fps
+    (q,) = plan(slow, select_clip(slow, "a"), info(frames=3000, rate=Fraction(15), start_frame=0, tc=None))
+    assert q.cut.total_frames == 73 and any("the context grew" in n for n in q.notes)
+
+
+def test_a_uhd_source_is_sent_at_the_models_working_size_and_the_plan_says_so():
+    tl = timeline(clip("a", "/m/a.mov", 86400 + 1000, 60))
+    (p,) = plan(tl, select_clip(tl, "a"), info(frames=3000, size=(3840, 2160)))
+    assert p.cut.max_size == (1920, 1080) and any("sent at 1920x1080" in n and "3840x2160" in n for n in p.notes)
+    (full,) = plan(tl, select_clip(tl, "a"), info(frames=3000, size=(3840, 2160)), max_size=None)
+    assert full.cut.max_size is None and not any("sent at" in n for n in full.notes)
+    (hd,) = plan(tl, select_clip(tl, "a"), info(frames=3000, size=(1920, 1080)))
+    assert not any("sent at" in n for n in hd.notes)
 
 
 def test_short_selection_is_widened_inside_the_shot_and_the_user_is_told():

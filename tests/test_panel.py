@@ -44,6 +44,10 @@ class Answers(Dialogs):
     def warn(self, title: str, text: str) -> None:
         self.warnings.append((title, text))
 
+    def choose_rate(self, name: str, fits: list, why: str):
+        self.asked.append(("Frame rate", why))
+        return getattr(self, "rate_answer", None)
+
     def relink(self, missing: list[str], start: str):
         self.asked.append(("Relink Media", "\n".join(missing)))
         return self.relink_answer.pop(0) if getattr(self, "relink_answer", None) else None
@@ -267,3 +271,17 @@ def test_offline_media_is_drawn_offline_named_in_the_plan_and_relinked_from_the_
     assert w.view.offline_count() == 0 and "3 clip(s) relinked" in w.status.text()
     qtbot.waitUntil(lambda: w.form.retake.isEnabled(), timeout=20_000)
     assert answers.asked[-1][0] == "Relink Media" and "E:/Shoot/Day1/source.mov" in answers.asked[-1][1]
+
+
+def test_an_edl_that_does_not_say_its_rate_opens_at_the_rate_the_editor_picks(qtbot, window, tmp_path):
+    edl = tmp_path / "cut.edl"
+    edl.write_text("TITLE: cut\nFCM: NON-DROP FRAME\n\n001  A001 V  C  10:00:00:00 10:00:04:00 01:00:00:00 01:00:04:00\n"
+                   "* FROM CLIP NAME: shot010\n")
+    answers = Answers()
+    w = window(answers=answers)
+    assert not w.open(edl) and "needs its frame rate" in w.status.text()
+    assert answers.asked[-1][0] == "Frame rate" and "--rate" in answers.asked[-1][1]
+    answers.rate_answer = Fraction(25)
+    assert w.open(edl)
+    tl = w.session.document.timeline
+    assert tl.global_start_time.rate == 25 and tl.duration().value == 100

@@ -126,6 +126,30 @@ def test_placement_above_leaves_the_original_track_untouched():
     assert not any(c.enabled for c in tl.tracks[1].find_clips() if c.name.startswith("b_"))
 
 
+def test_placement_above_with_new_sound_puts_it_on_a_free_sound_track_above_the_clips_own():
+    from dataclasses import replace
+    from ltx_retake.splice import describe_landing
+
+    tl = three_clips()
+    a1 = with_sound(tl, [clip("a", "/m/a.mov", 86400, 96), clip("b", "/m/a.mov", 86400 + 200, 240), clip("c", "/m/a.mov", 86400, 96)])
+    sound_before = otio.adapters.write_to_string(a1)
+    p = replace(plan_for(tl, "01:00:06:00", "01:00:09:00"), mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    assert "new sound goes on the first free sound track above" in describe_landing(tl, p, "above")
+    place_above(tl, p, version(p, 1))
+    assert otio.adapters.write_to_string(a1) == sound_before
+    assert [(t.kind, t.name) for t in tl.tracks] == [("Video", "V1"), ("Audio", "A1"), ("Video", "LTX Retakes"),
+                                                      ("Audio", "LTX Retakes (sound)")]
+    assert ranges(tl.tracks[2]) == ranges(tl.tracks[3]) == [("", 0, 144), ("b_retake_v001", 144, 72)]
+    assert tl.tracks[3][1].media_reference.target_url == "/r/b_retake_v001.mp4"
+    use_version(tl, "b", "original")   # picture and sound above are switched together
+    assert not any(c.enabled for t in tl.tracks[2:] for c in t.find_clips())
+    silent = replace(p, media=info(audio=False))
+    assert "no sound track is added" in describe_landing(tl, silent, "above")
+    before = len(tl.tracks)
+    place_above(tl, silent, version(silent, 2))
+    assert len(tl.tracks) == before + 1 and tl.tracks[-1].kind == "Video"
+
+
 def test_otio_round_trip_keeps_every_version_and_edl_keeps_the_active(tmp_path):
     tl = three_clips()
     p = plan_for(tl, "01:00:06:00", "01:00:09:00")
@@ -233,8 +257,8 @@ def test_literal_float_rates_as_files_store_them_select_plan_and_splice(rate):
                         prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")[0]
     splice_version(tl, again, version(again, 2))  # the same window again: a second version, no split
     assert len(tl.tracks[0]) == 4 and tl.tracks[0][1].active_media_reference_key == "retake_v002"
-    sel_b = select_clip(tl, "b")
-    assert round(sel_b.record_range.start_time.value) == 230
+    sel_b = select_clip(tl, "b")   # the pieces a retake split out of b are b, one clip: the whole shot again
+    assert round(sel_b.record_range.start_time.value) == 100 and round(sel_b.record_range.duration.value) == 300
 
 
 def test_a_clip_named_after_its_file_gets_hiero_style_version_names():

@@ -40,8 +40,8 @@ class Document:
     """The timeline open in the panel: where it came from, where it was last saved, and whether it changed."""
 
     def __init__(self, settings: Settings):
-        maps, folders = relink_settings(settings)
-        self.store = offline_wiring(settings, path_maps=maps, media_search=folders).store
+        self.settings = settings
+        self.store = offline_wiring(settings).store
         self.source = None                   # the core's document of the opened file: its format and bytes, for Save
         self.path: Path | None = None        # the file that was opened (never overwritten unless the user says so)
         self.saved_to: Path | None = None    # where Save writes without asking
@@ -50,8 +50,10 @@ class Document:
         self.modified = False
         self.revision = 0                    # bumped on every change, so a plan made before it is known stale
 
-    def open(self, path: Path) -> None:
-        source = self.store.open(path)       # raises a RetakeError sentence for a bad file; nothing changes then
+    def open(self, path: Path, *, rate=None, path_maps=(), media_search=()) -> None:
+        """Read a timeline file (`rate`: an EDL's, when it does not say it; relink options to find its media)."""
+        store = offline_wiring(self.settings, rate=rate, path_maps=path_maps, media_search=media_search).store
+        source = store.open(path)            # raises a RetakeError sentence for a bad file; nothing changes then
         with self.lock:
             self.source = source
             self.path, self.saved_to, self.timeline = Path(path).absolute(), None, source.timeline
@@ -219,8 +221,9 @@ class Session(QObject):
 
     # ---- the document --------------------------------------------------------------------------------------
 
-    def open(self, path: Path) -> None:
-        self.document.open(path)
+    def open(self, path: Path, *, rate=None) -> None:
+        maps, folders = self.relink_options()
+        self.document.open(path, rate=rate, path_maps=maps, media_search=[f for f in folders if Path(f).is_dir()])
         self.documentChanged.emit()
 
     def media_dir(self) -> Path:

@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLabel, QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..compose import offline_wiring, warm_up
-from ..errors import RetakeError, redact
+from ..errors import RateUndecidedError, RetakeError, redact
 from ..plan import media_path_of
 from ..progress import Step
 from ..selection import timeline_rate
@@ -44,6 +44,17 @@ class Dialogs:
 
     def warn(self, title: str, text: str) -> None:
         QMessageBox.warning(self.parent, title, text)
+
+    def choose_rate(self, name: str, fits: list, why: str):
+        """The frame rate of a timeline that does not say it (an EDL), from the rates its timecodes allow; None: cancel."""
+        from ..timing import rate_text
+
+        labels = [rate_text(r) for r in fits]
+        if not labels:
+            return None
+        choice, ok = QInputDialog.getItem(self.parent, "Frame rate", f"{why}\n\nWhich rate was {name} cut at?", labels, 0,
+                                          False)
+        return fits[labels.index(choice)] if ok and choice in labels else None
 
     def relink(self, missing: list[str], start: str) -> tuple[str, str] | None:
         """How to find missing media: ("folder", a folder to search by name) or ("map", "FROM=TO"); None to cancel."""
@@ -227,9 +238,17 @@ class RetakeWindow(QMainWindow):
             self.open(Path(path))
 
     def open(self, path: Path, *, remember: bool = True) -> bool:
-        """Open a timeline file (`remember`: the Open dialog starts in its folder next time)."""
+        """Open a timeline file (`remember`: the Open dialog starts in its folder next time). An EDL that does not say
+        its frame rate is opened at the rate the editor picks from those its timecodes allow."""
         try:
-            self.session.open(path)
+            try:
+                self.session.open(path)
+            except RateUndecidedError as exc:
+                rate = self.dialogs.choose_rate(Path(path).name, list(exc.fits), redact(str(exc)))
+                if rate is None:
+                    self.say(f"{Path(path).name} was not opened: it needs its frame rate.")
+                    return False
+                self.session.open(path, rate=rate)
         except RetakeError as exc:
             self._error(f"Could not open {Path(path).name}", redact(str(exc)))
             return False

@@ -145,8 +145,10 @@ def render_preview(
     crf: int = 30,
     preset: str = "ultrafast",
     ffmpeg: str | None = None,
+    audio_codec: str = "aac",
 ) -> PreviewResult:
-    """Render the preview of a retake of `source` into `dest` (H.264/AAC MP4)."""
+    """Render the preview of a retake of `source` into `dest` (H.264/AAC MP4; `audio_codec` pcm_s16le and a .mov
+    `dest` give sound that can be checked sample by sample)."""
     info = probe_input(source)
     out_frames = snap_count(info.frame_count) if snap_8k1 else info.frame_count
     out_rate = Fraction(int(info.frame_rate)) if int_fps and info.frame_rate >= 1 else info.frame_rate
@@ -179,16 +181,19 @@ def render_preview(
     graph = [f"[0:v:0]{','.join(video)}[vout]"]
 
     dur = f"{float(seconds):.6f}"
+    total = round(seconds * 48000)
+    s0, s1 = round(t0 * 48000), round(t1 * 48000)   # the window's exact samples: sound is gated per sample, not per block
+    inside = f"gte(n,{s0})*lt(n,{s1})"
     if info.has_audio:
-        audio = ["aresample=48000", "aformat=sample_fmts=fltp:channel_layouts=stereo", "asetnsamples=n=256:p=0"]
+        audio = ["aresample=48000", "aformat=sample_fmts=fltp:channel_layouts=stereo", "asetpts=N/SR/TB"]
         if marks_audio:
-            audio.append(f"volume=0:enable='gte(t,{t0:.6f})*lt(t,{t1:.6f})'")
-        audio += ["apad", f"atrim=end={dur}"]
+            audio.append(f"aeval=exprs='val(ch)*(1-{inside})':c=same")
+        audio += [f"apad=whole_len={total}", f"atrim=end_sample={total}"]
         graph.append(f"[0:a:0]{','.join(audio)}[orig]")
     else:
-        graph.append(f"anullsrc=r=48000:cl=stereo,atrim=end={dur}[orig]")
+        graph.append(f"anullsrc=r=48000:cl=stereo,atrim=end_sample={total}[orig]")
     if marks_audio:
-        wave = f"if(gte(t,{t0:.6f})*lt(t,{t1:.6f}),0.3*sin(2*PI*{tone}*t),0)"
+        wave = f"if({inside},0.3*sin(2*PI*{tone}*t),0)"
         graph.append(f"aevalsrc=exprs='{wave}|{wave}':s=48000:d={dur}[tone]")
         graph.append(f"[orig][tone]amix=inputs=2:normalize=0:duration=first,aresample={audio_rate}[aout]")
     else:
@@ -201,8 +206,9 @@ def render_preview(
             "-i", str(source), "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
             "-fps_mode", "passthrough", "-enc_time_base", rate_text(1 / out_rate),
             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "128k", "-ar", str(audio_rate), "-ac", "2",
-            "-metadata", f"comment={PREVIEW_NOTE}", "-movflags", "+faststart", "-f", "mp4", str(tmp),
+            "-c:a", audio_codec, *(["-b:a", "128k"] if audio_codec == "aac" else []), "-ar", str(audio_rate), "-ac", "2",
+            "-metadata", f"comment={PREVIEW_NOTE}", "-movflags", "+faststart",
+            "-f", "mp4" if dest.suffix.lower() != ".mov" else "mov", str(tmp),
         ], ffmpeg=ffmpeg, what="The local preview render")
         tmp.replace(dest)
     finally:
