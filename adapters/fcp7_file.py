@@ -1417,20 +1417,22 @@ class _Writer:
     def source_of(self, p: _Placed) -> tuple[XmlNode, _ClipMedia]:
         """The clip item a retake placed above was made from (its rate, media description and filters are the version's)."""
         want = original_name(p.clip)
+        kind = self.timeline.tracks[p.track_index].kind
         mid = (p.record.start_time.to_seconds() + p.record.end_time_exclusive().to_seconds()) / 2
+        found = []
         for element_id, pieces in pieces_by_origin(self.timeline).items():
             for piece in pieces:
                 item = piece.item
-                if not isinstance(item, otio.schema.Clip) or piece.track_index >= p.track_index \
-                        or self.timeline.tracks[piece.track_index].kind != self.timeline.tracks[p.track_index].kind:
-                    continue
-                if original_name(item) != want:
+                if not isinstance(item, otio.schema.Clip) or original_name(item) != want:
                     continue
                 if piece.record.start_time.to_seconds() - 1e-6 <= mid < piece.record.end_time_exclusive().to_seconds():
-                    node = _node_of(self.by_start, element_id)
-                    track = node.parent
-                    seq_rate = _rate_of(track.parent.parent.parent, None)
-                    return node, self.reader.media(node, seq_rate, _describe(node))
+                    same = self.timeline.tracks[piece.track_index].kind == kind and piece.track_index < p.track_index
+                    found.append((not same, element_id))   # the clip below it of its own kind first (its sound, for sound)
+        if found:
+            node = _node_of(self.by_start, min(found)[1])
+            track = node.parent
+            seq_rate = _rate_of(track.parent.parent.parent, None)
+            return node, self.reader.media(node, seq_rate, _describe(node))
         raise InputError(f"{self.name}: cannot find the clip item the retake {p.clip.name!r} was made from; write .otio instead.")
 
     def new_track(self, ti: int, group: list[_Placed]) -> tuple[int, int, list]:

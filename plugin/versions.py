@@ -71,11 +71,11 @@ def _normalise_version(text: str) -> str:
 
 
 def _places(retaken: list[RetakenClip]) -> int:
-    """How many separate windows the clips cover: overlapping ones are one (a 15 fps picture splits a frame apart
-    from its 30 fps sound, so the two record ranges of one retake differ by a frame)."""
+    """How many separate windows the clips cover: overlapping or abutting ones are one (a 15 fps picture splits a
+    frame apart from its 30 fps sound; a window retaken over earlier pieces leaves pieces side by side)."""
     places, end = 0, None
     for r in sorted(retaken, key=lambda r: r.record_range.start_time.to_seconds()):
-        if end is None or r.record_range.start_time.to_seconds() >= end:
+        if end is None or r.record_range.start_time.to_seconds() > end + 1e-6:
             places += 1
         end = max(end or 0.0, r.record_range.end_time_exclusive().to_seconds())
     return places

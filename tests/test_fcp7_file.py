@@ -434,29 +434,34 @@ def test_a_retake_placed_above_goes_on_a_new_track_and_can_be_switched_off(tmp_p
     standin_media(original, media, handle_s=1.0)
     search = ["--media-search", str(media)]
     out = tmp_path / "above.xml"
-    first = _retake(capsys, str(source), "--clip", "B.mov", "--placement", "above", "--mode", "replace_video", "-o",
-                    str(out), *search)
+    first = _retake(capsys, str(source), "--clip", "B.mov", "--placement", "above", "-o", str(out), *search)
     (job,) = first["jobs"]
     before, after = source.read_bytes(), out.read_bytes()
     assert check_xmeml(after) == []
     changed, added, removed = changed_units(before, after)
-    track2 = "xmeml/sequence[1]/media[1]/video[1]/track[2]"
-    assert not removed and changed == {"xmeml/sequence[1]/media[1]/video[1]"}       # one more track, nothing else
-    assert added == {track2, track2 + "/enabled[1]", track2 + "/locked[1]"} | clip_ids(after, {job["version"]})
+    video, audio = "xmeml/sequence[1]/media[1]/video[1]", "xmeml/sequence[1]/media[1]/audio[1]"
+    assert not removed and changed == {video, audio}           # one more picture track and one more sound track
+    assert added == {f"{video}/track[2]", f"{video}/track[2]/enabled[1]", f"{video}/track[2]/locked[1]",
+                     f"{audio}/track[3]", f"{audio}/track[3]/enabled[1]", f"{audio}/track[3]/locked[1]",
+                     f"{audio}/track[3]/outputchannelindex[1]"} | clip_ids(after, {job["version"]})
+    assert len(clip_ids(after, {job["version"]})) == 2
     track = ET.fromstring(after).findall("sequence/media/video/track")[1]
     assert track.get("MZ.TrackName") == "LTX Retakes" and track.findtext("enabled") == "TRUE"
+    assert ET.fromstring(after).findall("sequence/media/audio/track")[2].get("MZ.TrackName") == "LTX Retakes (sound)"
     new_tl = read_timeline(out)
     v2 = find_track(new_tl, "V2")
     assert new_tl.tracks[v2].name == "LTX Retakes"
     check_by_content(original, new_tl, v2, job["version"], job["file"], Relinker(tmp_path, (), (media,)), margin=0)
     assert [(r["track"], r["placement"], r["active"]) for r in _versions(capsys, out)] == [
-        ("V2 ('LTX Retakes')", "above", "retake_v001")]
+        ("V2 ('LTX Retakes')", "above", "retake_v001"), ("A3 ('LTX Retakes (sound)')", "above", "retake_v001")]
     off = tmp_path / "off.xml"
     assert main(["use", str(out), "B.mov", "original", "-o", str(off)]) == 0
     capsys.readouterr()
     changed, added, removed = changed_units(after, off.read_bytes())
     assert changed == clip_ids(after, {job["version"]}) and not added and not removed
-    assert [(r["placement"], r["active"]) for r in _versions(capsys, off)] == [("above", "original")]
+    assert [(r["placement"], r["active"]) for r in _versions(capsys, off)] == [("above", "original")] * 2
+    assert [c.findtext("enabled") for c in ET.fromstring(off.read_bytes()).iter("clipitem")
+            if c.findtext("name") == job["version"]] == ["FALSE", "FALSE"]
 
 
 def test_a_speed_changed_clip_is_refused_before_anything_is_sent(tmp_path, capsys):
@@ -585,23 +590,29 @@ def test_a_retake_placed_above_takes_the_first_free_track(corpus, tmp_path):
     info = MediaInfo(path="/media/x.mov", frame_rate=rate, frame_count=100_000, width=1280, height=720,
                      display_width=1280, display_height=720, has_audio=True)
     (plan,) = plan_retake(tl, source_clip(tl, sel, None, media=Path("/media/x.mov")), info, limits_for("local"),
-                          prompt="x", mode=RetakeMode.REPLACE_VIDEO, provider="local", model="m")
+                          prompt="x", mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO, provider="local", model="m")
     version = Version(1, plan.clip_name, Path("/renders/sc01_sh010_anim_retake_v001.mov"), {})
-    placed = place_above(tl, plan, version)
+    placed = place_above(tl, plan, version)                     # the new sound goes above the clip's own (A1, A2)
     assert placed.parent() is tl.tracks[find_track(tl, "V4")]
+    (sound,) = [c for c in tl.tracks[find_track(tl, "A3")].find_clips() if c.name == version.name]
     out = save(tl, tmp_path / "above.xml", document=doc)
     before, after = source.read_bytes(), out.read_bytes()
     assert check_xmeml(after) == []
     changed, added, removed = changed_units(before, after)
-    assert changed == {"xmeml/sequence[1]/media[1]/video[1]/track[4]"} and not removed
-    assert added == clip_ids(after, {version.name})
+    assert changed == {"xmeml/sequence[1]/media[1]/video[1]/track[4]", "xmeml/sequence[1]/media[1]/audio[1]/track[3]"}
+    assert added == clip_ids(after, {version.name}) and len(added) == 2 and not removed
+    a3 = ET.fromstring(after).findall("sequence/media/audio/track")[2].findall("clipitem")
+    assert [(c.findtext("name"), c.findtext("start"), c.findtext("rate/timebase"), c.findtext("sourcetrack/trackindex"))
+            for c in a3] == [("sc01_placeholder.wav", "335", "30", "1"), (version.name, "536", "30", "1"),
+                             ("sc01_sh010_anim", "636", "30", None)]
     v4 = ET.fromstring(after).findall("sequence/media/video/track")[3]
     first = v4.find("clipitem")
     assert first.findtext("name") == version.name and first.findtext("rate/timebase") == "15"
     assert [first.findtext(t) for t in ("start", "end")] == ["536", "636"] and first.find("link") is None
     back = read_timeline(out)
-    (clip,) = [c for c in back.find_clips() if c.name == version.name]
-    assert clip.metadata["ltx_retake"]["placement"] == "above" and clip.parent() is back.tracks[find_track(back, "V4")]
+    picture, sound = [c for c in back.find_clips() if c.name == version.name]
+    assert picture.metadata["ltx_retake"]["placement"] == "above" and picture.parent() is back.tracks[find_track(back, "V4")]
+    assert sound.metadata["ltx_retake"]["placement"] == "above" and sound.parent() is back.tracks[find_track(back, "A3")]
 
 
 def test_a_generator_item_is_read_as_a_generator(tmp_path):
@@ -667,3 +678,38 @@ def test_sequences_in_a_project_and_the_choice_between_them(tmp_path):
     assert [c.name for c in tl.find_clips()] == ["B.mov"] * 3
     doc = read_document(path, ReadOptions(timeline_name="second"))
     assert save(doc.timeline, tmp_path / "same.xml", document=doc).read_bytes() == data
+
+
+def test_a_second_retake_over_a_retaken_clip_splits_each_piece_and_keeps_every_version(tmp_path):
+    """A new window over original | v001 | original (one shot): each piece is split and shows v002, the middle one
+    keeps v001 beside it; written back, read again, put back to the original."""
+    shots = [Shot("A.mov", 20, 50, media_tc=90000, media_frames=100), Shot("B.mov", 5, 100, media_tc=180000, media_frames=120)]
+    source = tmp_path / "cut.xml"
+    source.write_bytes(premiere_xml(Fraction(25), shots, start_frame=90000))
+    doc = read_document(source)
+    (sel,) = select_range(doc.timeline, "80", "120", "V1")
+    _, first, _ = splice_in_memory(doc.timeline, sel, RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    out1 = save(doc.timeline, tmp_path / "v1.xml", document=doc)
+    doc1 = read_document(out1)
+    second = select_clip(doc1.timeline, "B.mov", "V1")            # the whole shot, its three pieces as one clip
+    assert (second.record_range.start_time.value, second.record_range.duration.value) == (50, 100)
+    _, again, _ = splice_in_memory(doc1.timeline, second, RetakeMode.REPLACE_VIDEO, number=2)
+    out2 = save(doc1.timeline, tmp_path / "v2.xml", document=doc1)
+    before, after = out1.read_bytes(), out2.read_bytes()
+    assert check_xmeml(after) == []
+    picture = {f"clipitem:{c.get('id')}" for c in ET.fromstring(before).find("sequence/media/video/track").iter("clipitem")
+               if c.findtext("name") in ("B.mov", first.name)}
+    assert len(picture) == 3
+    assert_only_the_retake_changed(before, after, picture, {"B.mov", first.name, again.name})
+    back = read_timeline(out2)
+    on_v1 = [(c.name, sorted(k for k in c.media_references() if k != "DEFAULT_MEDIA")) for c in back.tracks[0].find_clips()]
+    assert on_v1 == [("A.mov", []), (again.name, ["retake_v002"]), (again.name, ["retake_v001", "retake_v002"]),
+                     (again.name, ["retake_v002"])]
+    doc2 = read_document(out2)
+    use_version(doc2.timeline, "B.mov", "original")
+    restored = save(doc2.timeline, tmp_path / "restored.xml", document=doc2).read_bytes()
+    assert check_xmeml(restored) == []
+    assert {c.findtext("name") for c in ET.fromstring(restored).iter("clipitem")} == {"A.mov", "B.mov"}
+    assert {c.active_media_reference_key for c in read_timeline(tmp_path / "restored.xml").find_clips()} == {"DEFAULT_MEDIA"}
+    assert_only_the_retake_changed(source.read_bytes(), restored, {"clipitem:clipitem-2", "clipitem:clipitem-4",
+                                                                   "clipitem:clipitem-6"}, {"B.mov"})
