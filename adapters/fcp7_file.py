@@ -1536,6 +1536,7 @@ def cannot_hold(timeline: otio.schema.Timeline) -> list[str]:
     """What an edit of the FCP7 XML file cannot express, one sentence each (from the timeline alone)."""
     out: list[str] = []
     labels: dict[int, str] = {}
+    rate = timeline.global_start_time.rate if timeline.global_start_time is not None else None
     for ti, track in enumerate(timeline.tracks):
         kind = "V" if track.kind == otio.schema.TrackKind.Video else "A"
         labels[ti] = f"{kind}{sum(1 for t in list(timeline.tracks)[:ti + 1] if t.kind == track.kind)}"
@@ -1564,7 +1565,22 @@ def cannot_hold(timeline: otio.schema.Timeline) -> list[str]:
                                    "rebuilt, which ltx-retake does not write yet (write .otio, or retake it at normal speed);")
                         break
                 for key, ref in item.media_references().items():
-                    if key != otio.schema.Clip.DEFAULT_MEDIA_KEY and (not isinstance(ref, otio.schema.ExternalReference)
-                                                                      or ref.available_range is None):
+                    if key == otio.schema.Clip.DEFAULT_MEDIA_KEY:
+                        continue
+                    if not isinstance(ref, otio.schema.ExternalReference) or ref.available_range is None:
                         out.append(f"the version {key} of {original_name(item)!r} {where} is not a media file with a range;")
+                    elif not _whole(item.source_range.start_time - ref.available_range.start_time, item.source_range.start_time.rate):
+                        out.append(f"the version {key} of {original_name(item)!r} {where} starts between two frames of the "
+                                   f"clip's own rate ({item.source_range.start_time.rate:g} fps, not its media's), which a "
+                                   "clip item's <in> cannot hold;")
+            if isinstance(item, otio.schema.Clip) and item.parent() is track and not unchanged(item) and rate:
+                rng = track.range_of_child(item)
+                if not (_whole(rng.start_time, rate) and _whole(rng.duration, rate)):
+                    out.append(f"clip {original_name(item)!r} {where} would start or end between two frames of the "
+                               f"sequence ({rate:g} fps);")
     return out
+
+
+def _whole(t: otio.opentime.RationalTime, rate: float) -> bool:
+    value = t.rescaled_to(rate).value
+    return abs(value - round(value)) < 1e-3

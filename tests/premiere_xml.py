@@ -154,10 +154,9 @@ def premiere_xml(rate: Fraction, shots: list[Shot], *, start_frame: int = 0, nam
 
 
 # --- what Premiere and Final Cut Pro 7 require of the elements ltx-retake writes -----------------------------------
-# Apple's xmeml DTD (versions 1-5) declares each element's content as a choice of children, so it constrains which
-# children may appear, not their order; the Elements Catalog of the FCP7 XML Interchange Format marks which ones a
-# clip item, file, link and sequence must have. Premiere writes (and expects, when it reads its own exports back)
-# the children in a fixed order. Apple's DTD text is not copied here: the test checks the same structure.
+# Apple's xmeml DTD text is not copied here (it is Apple's); the checker holds what the Elements Catalog of the Final
+# Cut Pro XML Interchange Format requires of a sequence, clip item, file, link and timecode (REQUIRED), and the order
+# in which Premiere writes their children (ORDER, as in the three corpus exports: new elements must not stand out).
 
 ORDER = {
     "clipitem": ["masterclipid", "ismasterclip", "name", "enabled", "duration", "rate", "start", "end", "in", "out",
