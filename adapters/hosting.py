@@ -26,7 +26,8 @@ from ..errors import ServiceError
 from ..paths import safe_file_name
 from ..ports import ProgressFn
 from ..settings import Secret
-from .http_policy import FILE_HOST, RetryPolicy, ServiceProfile, call, check_http_url, streamed_file
+from .http_policy import FILE_HOST, RetryPolicy, ServiceProfile, call, check_http_url, streamed_file, url_rule
+from .wire import DEFAULT_BOUNDS, Bounds
 
 __all__ = ["LoopbackUpload", "UserUrlHost", "unique_name"]
 
@@ -50,11 +51,14 @@ class LoopbackUpload:
     """
 
     def __init__(self, http: httpx.Client, base_url: str, *, key: Secret | None = None,
-                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None):
+                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None,
+                 bounds: Bounds = DEFAULT_BOUNDS):
         self._http = http
         self.base_url = base_url.rstrip("/")
         self._key = key
         self._retry = retry or RetryPolicy(sleep=sleep)
+        self._bounds = bounds
+        self._rule = url_rule(self.base_url, allow_private_hosts=bounds.allow_private_hosts)
 
     def upload(self, path: Path, content_type: str, on_progress: ProgressFn | None = None) -> str:
         path = Path(path)
@@ -64,15 +68,18 @@ class LoopbackUpload:
                         content=streamed_file(path, size, on_progress),
                         headers={**auth, "Content-Type": content_type, "Content-Length": str(size),
                                  "X-File-Name": quote(safe_file_name(path.name, "upload.bin"))},
-                        policy=self._retry, profile=LOCAL, what=f"upload {path.name}")
+                        policy=self._retry, profile=LOCAL, what=f"upload {path.name}", bounds=self._bounds,
+                        rule=self._rule)
         try:
-            url = str(response.json()["url"])
+            url = response.json()["url"]
         except (ValueError, KeyError, TypeError):
+            url = None
+        if not isinstance(url, str):
             raise ServiceError("The local service's upload answer has no 'url'; is the address really the "
-                               "ltx-retake local service?") from None
+                               "ltx-retake local service?")
         if on_progress:
             on_progress(1.0)
-        return check_http_url(url, what="The local service's file URL", https_unless_loopback=True)
+        return self._rule.check(url, "The local service's file URL")
 
 
 class UserUrlHost:
@@ -80,7 +87,8 @@ class UserUrlHost:
 
     def __init__(self, http: httpx.Client, endpoint: str, *, public_base: str | None = None, method: str = "PUT",
                  headers: dict[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 retry: RetryPolicy | None = None, name_for: Callable[[Path], str] = unique_name):
+                 retry: RetryPolicy | None = None, name_for: Callable[[Path], str] = unique_name,
+                 bounds: Bounds = DEFAULT_BOUNDS):
         check_http_url(endpoint, what="The file host URL")
         if public_base:
             check_http_url(public_base, what="The file host's public URL")
@@ -93,6 +101,7 @@ class UserUrlHost:
         self._headers = dict(headers or {})
         self._retry = retry or RetryPolicy(sleep=sleep)
         self._name_for = name_for
+        self._bounds = bounds
 
     def target_for(self, name: str) -> str:
         """Where a file called `name` is sent."""
@@ -108,7 +117,7 @@ class UserUrlHost:
         target = self.target_for(name)
         response = call(self._http, self.method, target, content=streamed_file(path, size, on_progress),
                         headers={**self._headers, "Content-Type": content_type, "Content-Length": str(size)},
-                        policy=self._retry, profile=FILE_HOST, what=f"upload {path.name}")
+                        policy=self._retry, profile=FILE_HOST, what=f"upload {path.name}", bounds=self._bounds)
         url = _url_in_answer(response)
         if url is None:
             if self.public_base:
@@ -126,7 +135,7 @@ def _url_in_answer(response: httpx.Response) -> str | None:
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         for key in ("url", "access_url", "file_url", "public_url"):

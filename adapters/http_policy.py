@@ -1,9 +1,12 @@
-"""Shared HTTP behaviour for the service adapters: retries with backoff, error mapping, streaming downloads."""
+"""Shared HTTP behaviour for the service adapters: retries with backoff, error mapping, streaming downloads.
+
+Every answer is read within `wire.Bounds` (capped, inflated by us, under a deadline and the caller's cancel)
+and every URL, redirects included, obeys a `wire.UrlRule` before anything connects to it.
+"""
 
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import logging
 import os
@@ -21,13 +24,15 @@ import httpx
 from ..errors import (
     AuthError,
     BalanceError,
+    CancelledError,
     ContentRefusedError,
     ServiceError,
     ServiceValidationError,
     TransientServiceError,
-    redact,
+    scrub,
 )
 from ..ports import ProgressFn
+from .wire import DEFAULT_BOUNDS, Bounds, Budget, UrlRule, answer, is_loopback, open_stream, read_capped
 
 __all__ = [
     "ServiceProfile",
@@ -41,6 +46,7 @@ __all__ = [
     "retry_after_seconds",
     "check_http_url",
     "is_loopback",
+    "url_rule",
     "same_site",
     "file_chunks",
     "streamed_file",
@@ -136,63 +142,109 @@ def call(
     request_id: str | None = None,
     ok: Iterable[int] = (),
     retry: bool = True,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    rule: UrlRule | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send a request that is safe to repeat; retry transport errors and 408/429/5xx; map other errors.
 
-    Returns the response when it is 2xx or its status is in `ok`. A callable `content` is called anew for
-    each try (so a generator that streams a file can be restarted). Raises a ServiceError subclass otherwise.
+    Returns the response, its body already read within `bounds` (at most `max_json_bytes`, within
+    `json_deadline`), when it is 2xx or its status is in `ok`. A GET follows redirects hop by hop, each
+    hop checked by `rule` (default: http(s) only) before connecting. A callable `content` is called anew
+    for each try (so a generator that streams a file can be restarted). CancelledError as soon as
+    `should_stop()` is true. Raises a ServiceError subclass otherwise.
     """
     accepted = set(ok)
+    rule = rule or UrlRule(https_unless_loopback=False, private_ok=True)
+    ref = f" (request id {request_id})" if request_id else ""
     attempt = 0
     while True:
         attempt += 1
         send_kwargs = dict(kwargs)
         if callable(send_kwargs.get("content")):
             send_kwargs["content"] = send_kwargs["content"]()
+        budget = Budget(should_stop=should_stop, clock=bounds.clock,
+                        deadline=bounds.clock() + bounds.json_deadline,
+                        late=lambda: TransientServiceError(
+                            f"{profile.name} took more than {bounds.json_deadline:g} s to answer when asked to {what}"
+                            f"{ref}: its answer trickled in too slowly and was abandoned. Try again later.",
+                            request_id=request_id))
         try:
-            response = http.request(method, url, **send_kwargs)
+            with budget.active():
+                response = open_stream(http, method, url, rule=rule, what=f"{profile.name}'s address to {what}",
+                                       who=profile.name, bounds=bounds, follow=method in ("GET", "HEAD"),
+                                       **send_kwargs)
+                try:
+                    if response.is_success or response.status_code in accepted:
+                        body = read_capped(response, limit=bounds.max_json_bytes, who=profile.name, what=what,
+                                           request_id=request_id)
+                        return answer(response, body)
+                    retry_now = retry and response.status_code in RETRYABLE_STATUS and attempt < policy.attempts
+                    if not retry_now:
+                        raise error_for_response(response, profile=profile, what=what, request_id=request_id,
+                                                 tries=attempt, bounds=bounds)
+                    wait = policy.delay(attempt, retry_after_seconds(response))
+                finally:
+                    response.close()
+            log.info("%s: %s answered HTTP %s; retrying in %.2f s", profile.name, what, response.status_code, wait)
+            _pause(policy, wait, should_stop)
+            continue
         except httpx.TransportError as exc:
+            if should_stop is not None and should_stop():
+                raise CancelledError("Cancelled by the user.") from None
             if retry and attempt < policy.attempts:
                 wait = policy.delay(attempt)
                 log.info("%s: %s (%s); retrying in %.2f s", profile.name, what, type(exc).__name__, wait)
-                policy.sleep(wait)
+                _pause(policy, wait, should_stop)
                 continue
-            ref = f" (request id {request_id})" if request_id else ""
             raise TransientServiceError(
                 f"Could not reach {profile.name} to {what}{ref} ({describe_transport_error(exc)}) after {attempt} "
                 f"tries. Check the network connection and try again.",
                 request_id=request_id,
             ) from None
-        if response.is_success or response.status_code in accepted:
-            return response
-        if retry and response.status_code in RETRYABLE_STATUS and attempt < policy.attempts:
-            wait = policy.delay(attempt, retry_after_seconds(response))
-            log.info("%s: %s answered HTTP %s; retrying in %.2f s", profile.name, what, response.status_code, wait)
-            response.close()
-            policy.sleep(wait)
-            continue
-        raise error_for_response(response, profile=profile, what=what, request_id=request_id, tries=attempt)
+
+
+def _pause(policy: RetryPolicy, seconds: float, should_stop: Callable[[], bool] | None) -> None:
+    """Sleep between tries; a cancel asked for meanwhile is not kept waiting for the whole pause."""
+    if should_stop is None:
+        policy.sleep(seconds)
+        return
+    left = seconds
+    while left > 0:
+        if should_stop():
+            raise CancelledError("Cancelled by the user.")
+        step = min(left, 0.25)
+        policy.sleep(step)
+        left -= step
+    if should_stop():
+        raise CancelledError("Cancelled by the user.")
 
 
 def describe_transport_error(exc: BaseException) -> str:
     """A short, key-free description of a network failure."""
-    text = redact(str(exc)).strip()
+    text = scrub(str(exc), 200)
     name = type(exc).__name__
-    return f"{name}: {text[:200]}" if text else name
+    return f"{name}: {text}" if text else name
 
 
-def _body(response: httpx.Response) -> tuple[Any, str]:
+def _body(response: httpx.Response, bounds: Bounds = DEFAULT_BOUNDS, who: str = "The service") -> tuple[Any, str]:
+    """An error answer's JSON (or None) and its text (scrubbed), from at most `max_error_bytes` of its body."""
+    if not isinstance(getattr(response, "_content", None), bytes):
+        try:
+            response = answer(response, read_capped(response, limit=bounds.max_error_bytes, who=who,
+                                                     what="answer", truncate=True))
+        except (httpx.HTTPError, ServiceError):
+            return None, ""
     try:
-        response.read()
-    except httpx.HTTPError:
+        text = response.text or ""
+    except (UnicodeDecodeError, LookupError):
         return None, ""
-    text = response.text or ""
     try:
         data = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
-    return data, redact(text)
+    return data, scrub(text, 2000)
 
 
 def _find_code(data: Any) -> int | None:
@@ -217,14 +269,14 @@ def _message_of(data: Any, text: str) -> str:
             for key in ("detail", "message", "error_message", "error", "msg"):
                 value = holder.get(key)
                 if isinstance(value, str) and value.strip():
-                    return _clip(redact(value))
+                    return _clip(value)
     text = re.sub(r"<[^>]+>", " ", text)          # an nginx HTML page says little; keep its words
     return _clip(text)
 
 
-def _clip(text: str, limit: int = 300) -> str:
-    """Server words to quote inside a sentence: one line, bounded, without a closing full stop."""
-    return " ".join(str(text).split())[:limit].rstrip(" .")
+def _clip(text: Any, limit: int = 300) -> str:
+    """Server words to quote inside a sentence: scrubbed (see errors.scrub), one line, bounded, no closing full stop."""
+    return scrub(text, limit).rstrip(" .")
 
 
 def _validation_items(data: Any) -> list[dict]:
@@ -248,13 +300,16 @@ def error_for_response(
     what: str,
     request_id: str | None = None,
     tries: int = 1,
+    bounds: Bounds = DEFAULT_BOUNDS,
 ) -> ServiceError:
-    """Turn an HTTP error answer into the matching error of errors.py, with a sentence that says what to do."""
+    """Turn an HTTP error answer into the matching error of errors.py, with a sentence that says what to do.
+    At most `bounds.max_error_bytes` of its body are read (for the service's own words)."""
     status = response.status_code
-    data, text = _body(response)
+    data, text = _body(response, bounds, profile.name)
     code = _find_code(data)
     said = _message_of(data, text)
     error_type = response.headers.get("x-fal-error-type") or (data.get("error_type") if isinstance(data, dict) else None)
+    error_type = _clip(error_type, 60) if error_type else None
     ref = f" (request id {request_id})" if request_id else ""
     said_part = f": {said}" if said else ""
     kw = {"request_id": request_id, "status_code": status}
@@ -282,12 +337,12 @@ def error_for_response(
             "content_policy" in str(i.get("type", "")) or _REFUSAL.search(str(i.get("msg", ""))) for i in items
         ) or (not items and _REFUSAL.search(said or ""))
         if refused:
-            reason = "; ".join(_clip(redact(str(i.get("msg", "")))) for i in items) or said or "no reason given"
+            reason = "; ".join(_clip(i.get("msg", "")) for i in items[:10]) or said or "no reason given"
             return ContentRefusedError(
                 f"{profile.name}'s safety filter refused the retake{ref}: {reason}. "
                 f"Change the prompt (or the footage) and try again.", **kw)
         if items:
-            fields = "; ".join(f"{_field_of(i)}: {_clip(redact(str(i.get('msg', 'invalid'))))}" for i in items)
+            fields = "; ".join(f"{_clip(_field_of(i), 60)}: {_clip(i.get('msg', 'invalid'))}" for i in items[:10])
             return ServiceValidationError(
                 f"{profile.name} rejected the request's inputs when asked to {what}{ref}: {fields}. "
                 f"Fix those values and submit again.", **kw)
@@ -304,7 +359,7 @@ def error_for_response(
             f"{profile.name} is rate-limiting requests (HTTP 429) and still was after {tries} tries to {what}"
             f"{ref}. Wait a minute and try again.", **kw)
     if status >= 500 or status == 408:
-        kind = f", {redact(str(error_type))}" if error_type else ""
+        kind = f", {error_type}" if error_type else ""
         return TransientServiceError(
             f"{profile.name} had a server problem when asked to {what}{ref} (HTTP {status}{kind}{said_part}) "
             f"after {tries} {'try' if tries == 1 else 'tries'}. Try again in a few minutes.", **kw)
@@ -312,33 +367,24 @@ def error_for_response(
         f"{profile.name} refused to {what}{ref} (HTTP {status}{said_part}).", **kw)
 
 
-def is_loopback(host: str | None) -> bool:
-    """Is `host` this machine: localhost, 127.0.0.0/8 or ::1 (brackets allowed)?"""
-    host = (host or "").strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def url_rule(home: str | None, *, allow_private_hosts: bool = False, https_unless_loopback: bool = True) -> UrlRule:
+    """The rule for the URLs a service at `home` hands back: https unless loopback; this machine only when the
+    service itself is on it; private addresses only with the allow_private_hosts setting."""
+    host = urlsplit(home or "").hostname
+    return UrlRule(https_unless_loopback=https_unless_loopback, loopback_ok=home is None or is_loopback(host),
+                   private_ok=allow_private_hosts)
 
 
-def check_http_url(url: str, *, what: str, https_unless_loopback: bool = False) -> str:
-    """Accept only http(s) URLs from a service (no file:, ftp:, data:).
+def check_http_url(url: str, *, what: str, https_unless_loopback: bool = False, rule: UrlRule | None = None) -> str:
+    """Accept only http(s) URLs from a service (no file:, ftp:, data:), never to a metadata or link-local address.
 
     With `https_unless_loopback` (every URL a remote service hands back: status, result and cancel URLs,
     result media, storage upload addresses), plain http is accepted only to this machine (127.0.0.1, ::1,
     localhost): anything else must be https, so nothing the service hands us travels the network in clear.
+    `rule` (see `url_rule`) says more: whether this machine and private addresses are allowed.
     """
-    parts = urlsplit(url or "")
-    shown = redact(url or "")[:120]
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceError(f"{what} is not an http(s) URL ({shown!r}); refusing to fetch it.")
-    if https_unless_loopback and parts.scheme != "https" and not is_loopback(parts.hostname):
-        raise ServiceError(f"{what} is plain http to another machine ({shown!r}); refusing it: only https is "
-                           f"accepted from a remote service (plain http only to 127.0.0.1, ::1 or localhost). "
-                           f"Check the service's address in the settings.")
-    return url
+    rule = rule or UrlRule(https_unless_loopback=https_unless_loopback, loopback_ok=True, private_ok=True)
+    return rule.check(url, what)
 
 
 def same_site(url: str, base: str) -> bool:
@@ -408,25 +454,32 @@ def download(
     profile: ServiceProfile = FAL,
     request_id: str | None = None,
     https_unless_loopback: bool = True,
+    rule: UrlRule | None = None,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """Stream `url` to `dest` atomically: a temp file beside it, resumed with Range after a drop, then renamed.
 
     No credentials are sent (result URLs are public). Refuses non-http(s) URLs, plain http to another
-    machine (unless `https_unless_loopback` is False), redirects to either, and files above `max_bytes`.
+    machine (unless `https_unless_loopback` is False), addresses `rule` forbids, redirects to any of these
+    (checked hop by hop before connecting) and files above `max_bytes`. CancelledError soon after
+    `should_stop()` turns true: it is checked between chunks and, on a guarded transport, while a read waits.
     """
     what_url = "The result's download URL"
-    check_http_url(url, what=what_url, https_unless_loopback=https_unless_loopback)
+    rule = rule or UrlRule(https_unless_loopback=https_unless_loopback, loopback_ok=True, private_ok=True)
+    rule.check(url, what_url)
     policy = policy or RetryPolicy()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     what = "download the result"
     ref = f" of request {request_id}" if request_id else ""
+    budget = Budget(should_stop=should_stop, stopped=f"Cancelled by the user while downloading the result{ref}.")
     written = 0
     total: int | None = None
     attempt = 0
     try:
-        with open(tmp, "xb") as out:              # beside dest (same file system), honouring the umask
+        with open(tmp, "xb") as out, budget.active():   # beside dest (same file system), honouring the umask
             while True:
                 attempt += 1
                 written_before = written
@@ -434,19 +487,20 @@ def download(
                 if written:
                     headers["Range"] = f"bytes={written}-"
                 try:
-                    with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
-                        if str(response.url) != url:       # redirected: the final address obeys the same rule
-                            check_http_url(str(response.url), what=f"{what_url} (after a redirect)",
-                                           https_unless_loopback=https_unless_loopback)
+                    budget.check()
+                    response = open_stream(client, "GET", url, rule=rule, what=what_url, who=profile.name,
+                                           bounds=bounds, headers=headers)
+                    try:
                         if written and response.status_code == 416 and total is not None and written >= total:
                             break
                         if not response.is_success:
                             if response.status_code in RETRYABLE_STATUS and attempt < policy.attempts:
                                 wait = policy.delay(attempt, retry_after_seconds(response))
-                                policy.sleep(wait)
+                                response.close()
+                                _pause(policy, wait, should_stop)
                                 continue
                             raise error_for_response(response, profile=profile, what=what,
-                                                     request_id=request_id, tries=attempt)
+                                                     request_id=request_id, tries=attempt, bounds=bounds)
                         if response.status_code == 206 and written:
                             rng = _content_range(response.headers.get("content-range"))
                             if rng is None or rng[0] != written:
@@ -467,6 +521,7 @@ def download(
                                 f"The result{ref} is {total} bytes, above the {max_bytes}-byte limit for a download; "
                                 f"refusing it. Raise the limit if this is expected.", request_id=request_id)
                         for chunk in response.iter_raw():
+                            budget.check()
                             out.write(chunk)
                             written += len(chunk)
                             if written > max_bytes:
@@ -475,10 +530,14 @@ def download(
                                     request_id=request_id)
                             if on_progress and total:
                                 on_progress(min(written / total, 1.0))
+                    finally:
+                        response.close()
                     if total is not None and written < total:
                         raise httpx.RemoteProtocolError("the connection ended before the whole file arrived")
                     break
                 except httpx.TransportError as exc:
+                    if should_stop is not None and should_stop():
+                        raise CancelledError(f"Cancelled by the user while downloading the result{ref}.") from None
                     if written > written_before:
                         attempt = 0                       # it was moving: a drop after progress is not a failure
                     if attempt >= policy.attempts:
@@ -488,7 +547,7 @@ def download(
                             f"result URL stays valid for a while.", request_id=request_id) from None
                     wait = policy.delay(attempt)
                     log.info("download dropped at %d bytes (%s); resuming in %.2f s", written, type(exc).__name__, wait)
-                    policy.sleep(wait)
+                    _pause(policy, wait, should_stop)
             out.flush()
             os.fsync(out.fileno())
         if on_progress:

@@ -10,12 +10,13 @@ from typing import Any, Callable
 
 import httpx
 
-from ..errors import JobFailedError, TransientServiceError, redact
+from ..errors import JobFailedError, ServiceError, TransientServiceError, scrub, scrub_data
 from ..ports import ResultMedia, ServiceStatus, SubmittedJob
 from ..settings import Secret
 from .fal import media_from_output
 from .http_policy import DEFAULT_MAX_DOWNLOAD, RUNCOMFY, RetryPolicy
-from .queue_client import Backoff, QueueClient, QueueProtocol, StatusTracker
+from .queue_client import DEFAULT_MAX_WAIT, Backoff, QueueClient, QueueProtocol, StatusTracker
+from .wire import DEFAULT_BOUNDS, Bounds
 
 __all__ = ["RunComfyClient"]
 
@@ -57,13 +58,14 @@ class RunComfyClient(QueueClient):
         poll_growth: float = 1.5,
         rand: Callable[[], float] = random.random,
         retry: RetryPolicy | None = None,
-        follow_timeout: float | None = None,
+        follow_timeout: float | None = DEFAULT_MAX_WAIT,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD,
         submit_attempts: int = 4,
+        bounds: Bounds = DEFAULT_BOUNDS,
     ):
         super().__init__(http, token, base_url, model, sleep=sleep, clock=clock, rand=rand, retry=retry,
                          backoff=Backoff(poll_initial, poll_growth, poll_max), follow_timeout=follow_timeout,
-                         max_download_bytes=max_download_bytes, submit_attempts=submit_attempts)
+                         max_download_bytes=max_download_bytes, submit_attempts=submit_attempts, bounds=bounds)
         self.base_url = self._home
 
     def follow(self, job: SubmittedJob, on_status: Callable[[ServiceStatus], None],
@@ -88,10 +90,14 @@ class RunComfyClient(QueueClient):
         tracker.report_answer(state, answer)
         return state == "completed"
 
-    def result(self, job: SubmittedJob) -> ResultMedia:
+    def result(self, job: SubmittedJob, should_stop: Callable[[], bool] | None = None) -> ResultMedia:
         """GET the result; `output` holds `video` (a URL) or `videos` (a list)."""
-        data = self._result_json(job)
-        status = str(data.get("status", "")).lower() if isinstance(data, dict) else ""
+        data = self._result_json(job, should_stop)
+        if not isinstance(data, dict):
+            raise ServiceError(f"RunComfy's result for request {job.request_id} is not an object; check it on "
+                               f"{RUNCOMFY.dashboard}.", request_id=job.request_id)
+        status = data.get("status", "")
+        status = status.lower() if isinstance(status, str) else ""
         if status == "failed":
             raise _failed(job, data)
         if status == "cancelled":
@@ -103,16 +109,18 @@ class RunComfyClient(QueueClient):
                 request_id=job.request_id)
         output = data.get("output") if isinstance(data, dict) else None
         media = media_from_output(output if isinstance(output, dict) else {}, provider="RunComfy",
-                                  request_id=job.request_id)
-        extra = {k: v for k, v in data.items() if k != "output"}
+                                  request_id=job.request_id, rule=self._rule)
+        extra = scrub_data({k: v for k, v in data.items() if k != "output"})
         extra.update(media.extra)
         return self._remember(job, dataclasses.replace(media, extra=extra))
 
     def cancel(self, job: SubmittedJob) -> str:
-        """POST the cancel URL; returns RunComfy's outcome (`cancelled` or `not_cancellable`)."""
-        response = self._send("POST", job.cancel_url, job, "cancel the job")
+        """POST the cancel URL (one short try and one retry); returns RunComfy's outcome (`cancelled` or
+        `not_cancellable`)."""
+        response = self._cancel_call("POST", job)
         try:
-            return str(response.json().get("outcome") or "cancelled")
+            outcome = response.json().get("outcome")
+            return scrub(outcome, 40) if isinstance(outcome, str) and outcome else "cancelled"
         except (ValueError, AttributeError):
             return "cancelled"
 
@@ -130,5 +138,5 @@ def _error_text(data: Any) -> str:
         if isinstance(err, dict):
             err = err.get("message") or err.get("detail")
         if err:
-            return " ".join(redact(str(err)).split())[:400].rstrip(" .")
+            return scrub(err, 400).rstrip(" .")
     return "no reason given"

@@ -50,6 +50,7 @@ from ltx_retake.adapters.local_service import Fault, LocalService, LocalServiceC
 from ltx_retake.adapters.media import FfmpegMediaTool
 from ltx_retake.adapters.runcomfy import RunComfyClient
 from ltx_retake.adapters.services import http_client
+from ltx_retake.adapters.wire import UrlRule
 from ltx_retake.adapters.testcard import write_indexed_clip
 from ltx_retake.adapters.timeline_files import OtioFiles, write_timeline
 from ltx_retake.ports import RetakeMode
@@ -371,7 +372,7 @@ def soak(folder: Path, *, jobs: int = 200, fault_rate: float = 0.2, seed: int = 
     by_reel: dict[str, list[JobRecord]] = {}
     lines = []
     started = time.monotonic()
-    with LocalService(config) as service, http_client() as http, Journal(folder / "journal.sqlite") as journal:
+    with LocalService(config) as service, http_client(UrlRule(loopback_ok=True)) as http, Journal(folder / "journal.sqlite") as journal:
         for reel in reels:
             t0 = time.monotonic()
             got = by_reel[reel.name] = run_reel(reel, folder, plate, service.base_url, http, journal)

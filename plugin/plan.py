@@ -18,6 +18,7 @@ from .selection import Selection, record_timecode, shot_run, shown_span, timelin
 from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
 
 __all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at",
+           "constant_rate_view",
            "working_size"]
 
 
@@ -226,6 +227,8 @@ def plan_retake(
         raise PlanError(f"The prompt has {len(prompt)} characters; the service takes at most {limits.max_prompt_chars}. Shorten it.")
     if not info.has_video and mode != RetakeMode.REPLACE_AUDIO:
         raise PlanError(f"{Path(info.path).name} has no picture; only --mode replace_audio can retake it.")
+    if info.variable_frame_rate:  # phone footage: its frames are counted by time, at the clip's rate
+        info = constant_rate_view(info, exact_rate(src.clip_range.start_time.rate))
     rate = exact_rate(info.frame_rate)
     rec_rate = src.record_rate
     rec_native = sel.record_range.start_time.rate  # the file's own float rate: times built at it meet the file's
@@ -451,6 +454,16 @@ def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction
         notes.append(f"the media runs out before {target} frames: {pad} frame(s) of its {'last' if pad_tail else 'first'} frame pad the input (never the window)")
     cut = CutSpec(info.path, wa - pre, w + pre + post, rate, pad_head=pad_head, pad_tail=pad_tail)
     return cut, pad_head + pre, notes_ + notes
+
+
+def constant_rate_view(info: MediaInfo, rate: Fraction) -> MediaInfo:
+    """A variable-frame-rate file seen as frames at `rate` by time (frame i is what shows at i / rate): how an NLE
+    plays it in a clip at that rate, and how it is cut and conformed (by time, to constant-rate frames)."""
+    frames = math.floor(Fraction(info.duration_s).limit_denominator(1_000_000) * rate + Fraction(1, 1000))
+    start = 0
+    if info.start_timecode:
+        start = math.floor(Fraction(info.start_frame) / exact_rate(info.frame_rate) * rate) if info.frame_rate else 0
+    return replace(info, frame_rate=rate, frame_count=frames, start_frame=start)
 
 
 def working_size(width: int, height: int, max_size: tuple[int, int] | None) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import opentimelineio as otio
 
 from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError,
                      RetakeError, SelectionError, ServiceValidationError, SpliceError, SubmitUncertainError,
-                     TransientServiceError, redact)
+                     TransientServiceError, redact, scrub, scrub_data)
 from .journal import Journal, failpoint
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
@@ -198,7 +198,7 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
         if src.media_path not in probed:
             probed[src.media_path] = wiring.media.probe(src.media_path)
-            if found.relinked:
+            if found.relinked and not probed[src.media_path].variable_frame_rate:
                 _check_relinked(sel, src, probed[src.media_path], found)
         prompt = sel.prompt if order.markers else order.prompt
         if order.markers and order.prompt:
@@ -211,17 +211,21 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
             plans.append(plan)
     _refuse_overlaps(plans)
     _refuse_undeliverable(plans, order.delivery)
-    taken = {p.stem for p in media_dir.glob("*")} if media_dir.exists() else set()
-    taken |= {Path(p).stem for p in reserved if Path(p).parent == media_dir.absolute()}
+    # Versions count per clip: the clip's own on this timeline, and those runs still in flight will give it. A file of
+    # that name already on disk (another timeline's, or an earlier run's) is never written over: this timeline's
+    # version then goes in a folder named after the output.
+    in_flight = {Path(p).stem for p in reserved if media_dir.absolute() in Path(p).parents}
     numbers: dict[str, int] = {}
     on_timeline = versions_on(timeline) if plans else {}  # one pass over the clips, not one per job
     jobs = []
+    claimed: set[Path] = set()
     for i, plan in enumerate(plans, 1):
-        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, taken, on_timeline=on_timeline)
+        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, in_flight, on_timeline=on_timeline)
         numbers[plan.clip_name] = n + 1
-        suffix = _delivery(order.delivery, plan.media.path)[1]
-        version = Version(n, plan.clip_name, Path(media_dir / f"{safe_stem(version_name(plan.clip_name, n))}{suffix}").absolute(), {})
-        jobs.append(Job(id=f"job{i}", plan=plan, version=version))
+        name = f"{safe_stem(version_name(plan.clip_name, n))}{_delivery(order.delivery, plan.media.path)[1]}"
+        path = _free_version_path(media_dir, name, order.output, claimed)
+        claimed.add(path)
+        jobs.append(Job(id=f"job{i}", plan=plan, version=Version(n, plan.clip_name, path, {})))
     _check_output(document, jobs, order, wiring)
     for job in jobs:
         plan = job.plan
@@ -232,6 +236,21 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         if plan.estimate_usd:
             log(JobEvent(job.id, Step.PLANNED, f"estimated cost ${plan.estimate_usd:.2f} ({plan.price_basis})"))
     return document, jobs, media_dir
+
+
+def _free_version_path(media_dir: Path, name: str, output: Path, claimed: set[Path]) -> Path:
+    """Where a version file goes: `media_dir/name`, unless a file of that name is there already (never written over):
+    then `media_dir/<output's name>/name`, and `-2`, `-3` ... before the suffix if even that is taken."""
+    path = (media_dir / name).absolute()
+    if not path.exists() and path not in claimed:
+        return path
+    folder = media_dir.absolute() / safe_stem(output.stem)
+    stem, suffix = Path(name).stem, Path(name).suffix
+    path, k = folder / name, 1
+    while path.exists() or path in claimed:
+        k += 1
+        path = folder / f"{stem}-{k}{suffix}"
+    return path
 
 
 def _check_relinked(sel: Selection, src, info: MediaInfo, found) -> None:
@@ -464,13 +483,15 @@ class _Runner:
     def _fetch(self, job: Job) -> None:
         """Follow the request to its end (at once if it ended while we were away), then download the result."""
         svc = self.w.service
-        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=lambda: self._stopped(job))
-        result = svc.result(job.submitted)
-        job.result = {"url": result.url, "extra": result.extra}
+        stop = lambda: self._stopped(job)  # noqa: E731 - every wait on the service notices a cancel
+        svc.follow(job.submitted, lambda s: self._status(job, s), should_stop=stop)
+        result = svc.result(job.submitted, should_stop=stop)
+        # What the service said is kept scrubbed (no keys, no URL query strings, bounded): see errors.scrub.
+        job.result = {"url": scrub(result.url, 500), "extra": scrub_data(result.extra)}
         self._charge(job, "charged")
         self._enter(job, Step.DOWNLOADING, "downloading the result")
         svc.download(result.url, job.returned_path,
-                     on_progress=lambda f: self.log(JobEvent(job.id, Step.DOWNLOADING, fraction=f)))
+                     on_progress=lambda f: self.log(JobEvent(job.id, Step.DOWNLOADING, fraction=f)), should_stop=stop)
         job.returned_sha = file_sha256(job.returned_path)
         self._save(job, point="downloaded")
 
@@ -536,7 +557,7 @@ class _Runner:
             "file": job.version.path.name,
             "sha256": job.version_sha,
             "notes": list(p.notes),
-            **({"engine": extra["engine"]} if extra.get("engine") else {}),
+            **({"engine": scrub(extra["engine"])} if extra.get("engine") else {}),
         }
 
 

@@ -68,6 +68,11 @@ class Settings:
     journal: str | None = None           # the job journal (SQLite); default: journal.sqlite in the user's data folder
     cost_threshold_usd: float = 5.0      # a run estimated above this asks before sending (--yes skips the question)
     max_download_mb: int = 4096          # a result larger than this is refused, not written
+    # A job still queued or running after this many minutes is left on the service (`ltx-retake resume` follows
+    # it later): a 20 s retake renders in a few minutes on fal, so half an hour is many times a normal job and
+    # a long busy queue, yet a stuck job no longer holds the terminal (or a panel's job row) for ever.
+    max_wait_min: float = 30.0
+    allow_private_hosts: bool = False    # may a service's URLs point at private network addresses (10/8, 192.168/16)?
     delivery: str = "auto"               # the codec versions are delivered in (auto, h264, prores, dnxhr); --deliver wins
     context_s: float | None = DEFAULT_CONTEXT_S   # seconds of the shot sent each side of the window ("max": all allowed)
     input_max_size: str = "1920x1080"    # larger pictures are sent at this size (the model's); "" sends the original
@@ -118,9 +123,24 @@ _ENV = {
     "LTX_RETAKE_MAX_DOWNLOAD_MB": "max_download_mb",
     "LTX_RETAKE_DELIVERY": "delivery",
     "LTX_RETAKE_CONTEXT_S": "context_s",
+    "LTX_RETAKE_MAX_WAIT_MIN": "max_wait_min",
+    "LTX_RETAKE_ALLOW_PRIVATE_HOSTS": "allow_private_hosts",
 }
 _NUMBERS = {"cost_threshold_usd": float, "max_download_mb": int, "audio_crossfade_ms": float, "dissolve_frames": int,
-            "context_s": float}
+            "context_s": float, "max_wait_min": float}
+_BOOLS = ("allow_private_hosts",)
+
+
+def _yes_no(name: str, value) -> bool:
+    """A true/false setting: JSON true/false, or 1/0, yes/no, true/false, on/off as text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InputError(f"The setting {name} must be true or false (1/0, yes/no), not {value!r}.")
 _LISTS = ("path_maps", "media_search")     # lists of text in the settings file
 
 
@@ -168,6 +188,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
             except (TypeError, ValueError):
                 raise InputError(f"The setting {name} must be a number, not {values[name]!r}; fix the settings file or "
                                  "the environment variable.") from None
+    for name in _BOOLS:
+        if name in values:
+            values[name] = _yes_no(name, values[name])
     fal = env.get("FAL_KEY") or (
         f"{env['FAL_KEY_ID']}:{env['FAL_KEY_SECRET']}" if env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET") else None
     )
@@ -289,6 +312,8 @@ def save_settings(changes: dict, path: Path | None = None) -> Path:
             clean[name] = number
         elif name in _LISTS:
             clean[name] = list(_text_list(name, value, "in what was saved"))
+        elif name in _BOOLS:
+            clean[name] = _yes_no(name, value)
         elif isinstance(value, str):
             clean[name] = value
         else:

@@ -76,7 +76,9 @@ def test_a_prores_version_is_a_mov_with_pcm_frame_for_frame_and_a_dnxhr_one_reus
         assert opened.local.submits["fal"] == 1, "the same request was paid for again to change its codec"
     (job,) = second.jobs
     assert second.exit_code == 0, job.error
-    assert job.reused_from == earlier.request_id and job.version.path.name == "B_retake_v002.mov"
+    assert job.reused_from == earlier.request_id
+    # versions count per clip: two.otio's first version of B is v001 too; one.otio's file of that name is kept
+    assert job.version.path.name == "B_retake_v001.mov" and job.version.path.parent == earlier.version.path.parent / "two"
     assert job.version.provenance["sha256"] == job.version_sha
     _check_delivered(job, project, second.output, "dnxhr")
     assert leftovers(job.version.path.parent) == []

@@ -167,7 +167,7 @@ def test_placement_above_over_real_http_and_versions_switch(tmp_path):
                                  provider="local", model="m", range=("50", "110")), wiring)
         assert second.exit_code == 0, second.jobs[0].error
     tl = read_timeline(tmp_path / "v2.otio")
-    assert [t.name for t in tl.tracks] == ["V1", "LTX Retakes"]
+    assert [t.name for t in tl.tracks] == ["V1", "LTX Retakes", "LTX Retakes (sound)"]   # the first one changed the sound
     assert second.jobs[0].version.name == "B_retake_v002"  # numbering continues across placements
     assert sorted(p.name for p in first.media_dir.iterdir()) == ["B_retake_v001.mov", "B_retake_v002.mov"]
 
@@ -346,3 +346,41 @@ def test_two_runs_at_once_on_one_clip_never_share_a_version_number(tmp_path):
     assert all(o.exit_code == 0 for o in outcomes.values())
     assert [j.step.value for j in cancelled.jobs] == ["cancelled", "spliced"]
     assert [j.plan.clip_name for j in cancelled.jobs] == ["A", "C"]
+
+
+@pytest.mark.slow
+def test_variable_frame_rate_phone_footage_is_retaken_by_time(tmp_path):
+    """A clip of a VFR file (avg 16.7 fps) on a 24 fps timeline: its frames are counted by time at the clip's rate;
+    the cut and the version are constant-rate at 24 and the version shows what the clip showed there."""
+    import av
+
+    from media_fixtures import corpus_video
+
+    path = corpus_video("awesome_movie_vfr.mov")
+    frames = 170                                                          # 7.08 s of its 7.35 s
+    tl = otio.schema.Timeline(name="phone")
+    track = otio.schema.Track(name="V1")
+    track.append(otio.schema.Clip(name="walk", media_reference=otio.schema.ExternalReference(target_url=str(path)),
+                                  source_range=TR(RT(0, 24), RT(frames, 24))))
+    tl.tracks.append(track)
+    cut = write_timeline(tl, tmp_path / "phone.otio")
+    order = RetakeOrder(timeline=cut, output=tmp_path / "out.otio", prompt="birdsong", mode=RetakeMode.REPLACE_AUDIO,
+                        provider="local", model="m", range=("60", "120"))   # the picture kept: compared with the source's
+    with wiring_for("local", Settings()) as wiring:
+        outcome = run(order, wiring)
+    (job,) = outcome.jobs
+    assert outcome.exit_code == 0, job.error
+    version = MEDIA.probe(job.version.path)
+    assert (version.frame_count, version.frame_rate, version.variable_frame_rate) == (60, 24, False)
+    available = read_timeline(outcome.output).tracks[0][1].media_references()["retake_v001"].available_range
+    assert available.start_time.value == 60 and available.duration.value == 60     # whole frames of the clip's time
+    with av.open(str(path)) as container:                                 # what the clip shows at 24 fps, by time
+        stream = container.streams.video[0]
+        shots = [(f.pts * stream.time_base, f.to_ndarray(format="rgb24")[::8, ::8].astype(np.int16))
+                 for f in container.decode(stream)]
+    got = MEDIA.read_frames(job.version.path, range(0, 60, 7))
+    for i, pic in got.items():                     # slot 60 + i shows the latest source frame that rounds to it
+        small = pic[::8, ::8].astype(np.int16)
+        expect = [img for t, img in shots if round(t * 24) <= 60 + i][-1]
+        best = min(np.abs(small - img).mean() for _, img in shots)
+        assert np.abs(small - expect).mean() <= best + 0.5, f"version frame {i}"

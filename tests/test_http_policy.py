@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from ltx_retake.adapters.fal import FalClient, parse_sse
+from ltx_retake.adapters.fal import FalClient
 from ltx_retake.adapters.http_policy import (
     FAL,
     RUNCOMFY,
@@ -29,6 +29,7 @@ from ltx_retake.errors import (
     SubmitUncertainError,
     TransientServiceError,
 )
+from ltx_retake.adapters.wire import sse_events
 from ltx_retake.ports import RetakeMode, RetakeRequest
 from ltx_retake.settings import Secret
 
@@ -258,8 +259,11 @@ def test_urls_missing_from_the_submit_answer_are_built_without_the_sub_path():
 
 
 def test_server_sent_events_are_parsed():
-    lines = [": keep-alive", "", "data: {\"a\": 1}", "", "event: x", "data: {\"b\":", "data: 2}", "", "data: tail"]
-    assert list(parse_sse(iter(lines))) == ['{"a": 1}', '{"b":\n2}', "tail"]
+    text = ': keep-alive\n\ndata: {"a": 1}\n\nevent: x\ndata: {"b":\ndata: 2}\r\n\r\ndata: tail\n\n'
+    response = _streamed(200, text.encode(), {"Content-Type": "text/event-stream"})
+    client, _ = _mock(response)
+    with client.stream("GET", "https://q.example/s") as streamed:
+        assert [e.data for e in sse_events(streamed, who="fal")] == ['{"a": 1}', '{"b":\n2}', "tail"]
 
 
 def test_follow_reports_only_changes_and_new_log_lines():
@@ -455,12 +459,20 @@ def test_a_status_url_downgraded_to_plain_http_is_refused_before_any_request(use
     assert not seen, "nothing, and no key, went over plain http"
 
 
-@pytest.mark.parametrize("url, ok", [("http://cdn.example/a.mp4", False), ("ftp://cdn.example/a.mp4", False),
-                                     ("http://127.0.0.1:9/a.mp4", True), ("https://cdn.example/a.mp4", True)])
-def test_the_result_video_url_must_be_https_unless_loopback(url, ok):
+@pytest.mark.parametrize("home, url, ok", [
+    ("https://queue.example", "http://cdn.example/a.mp4", False),
+    ("https://queue.example", "ftp://cdn.example/a.mp4", False),
+    ("https://queue.example", "https://cdn.example/a.mp4", True),
+    ("https://queue.example", "http://127.0.0.1:9/a.mp4", False),      # a remote service never sends us home
+    ("https://queue.example", "https://10.1.2.3/a.mp4", False),        # nor into the private network
+    ("https://queue.example", "https://[fe80::1]/a.mp4", False),
+    ("http://127.0.0.1:8765", "http://127.0.0.1:9/a.mp4", True),       # a service on this machine may
+    ("http://127.0.0.1:8765", "https://169.254.169.254/latest/meta-data/", False),   # metadata: never
+])
+def test_the_result_video_url_must_be_https_unless_loopback(home, url, ok):
     client, _ = _mock(httpx.Response(200, json={"video": {"url": url, "file_name": "a.mp4"}}))
-    fal = FalClient(client, SECRET, "https://queue.example", "fal-ai/ltx-2/retake-video", sleep=[].append)
-    job = SubmittedJob("abc", "", "https://queue.example/fal-ai/ltx-2/requests/abc", "")
+    fal = FalClient(client, SECRET, home, "fal-ai/ltx-2/retake-video", sleep=[].append)
+    job = SubmittedJob("abc", "", f"{home}/fal-ai/ltx-2/requests/abc", "")
     if ok:
         assert fal.result(job).url == url
     else:

@@ -1,9 +1,24 @@
-"""The local service's HTTP routes: fal's queue and storage, RunComfy's model API, plain uploads, file serving."""
+"""The local service's HTTP routes: fal's queue, run and storage, RunComfy's model API, plain uploads, file serving.
+
+fal's own clients work against it (fal-client for Python, @fal-ai/client for JS) once their hosts point here:
+
+  queue     POST /<model-id> (only the model ids in `config.models`), then the URLs its answer gives
+  run       POST /run/<model-id> waits for the job and answers its result (fal.run's synchronous call)
+  storage   POST /storage/auth/token, then POST <base_url>/files/upload (base_url is /cdn) or
+            POST /files/upload (fal-client posts to its CDN_URL + /files/upload), multipart under /cdn;
+            POST /storage/upload/initiate?storage_type=fal-cdn-v3|gcs answers {upload_url, file_url}: a PUT
+            of the file to upload_url (no key: the URL is its own one-time permission) stores it at file_url
+  RunComfy  /v1/models/<model-id>, /v1/requests/<id>/status|result|cancel
+
+Every fal answer carries `x-fal-request-id`; unknown routes and model ids answer 404; keys are compared in
+constant time and never quoted back.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -41,6 +56,17 @@ def build_app(state: ServiceState):
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
     app = Starlette(routes=[Route("/{path:path}", service.dispatch, methods=methods)])
     return FaultLayer(app, state)
+
+
+def _same(given: str, wanted: str) -> bool:
+    """Is the key given the one wanted? In constant time, whatever characters either holds."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), wanted.encode("utf-8", "surrogateescape"))
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """A client's text quoted in an answer: printable, bounded."""
+    clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return clean + ("..." if len(text) > limit else "")
 
 
 def _fal_error(status: int, detail: Any, headers: dict | None = None) -> JSONResponse:
@@ -95,17 +121,29 @@ class _Service:
         return str(request.base_url).rstrip("/")
 
     async def dispatch(self, request: Request) -> Response:
-        path, method = request.url.path, request.method
+        path = request.url.path
+        response = await self._route(request, path, request.method)
+        if not path.startswith("/v1/") and "x-fal-request-id" not in response.headers:
+            response.headers["x-fal-request-id"] = str(uuid.uuid4())   # fal's clients tell its answers by it
+        return response
+
+    async def _route(self, request: Request, path: str, method: str) -> Response:
         if path in ("/", "/health"):
             return JSONResponse({"ok": True, "service": "ltx-retake local service", "engine": PREVIEW_NOTE})
         if path.startswith("/v1/"):
             return await self.runcomfy(request, path, method)
         if path.startswith("/storage/auth/token") and method == "POST":
             return await self.fal_token(request)
+        if path == "/storage/upload/initiate" and method == "POST":
+            return await self.fal_initiate(request)
+        if path.startswith("/storage/uploads/") and method == "PUT":
+            return await self.fal_signed_put(request, path[len("/storage/uploads/"):])
         if path.startswith("/cdn/files/"):
             if method in ("GET", "HEAD"):
                 return self.serve_file(request, path)
             return await self.fal_upload(request, path, method)
+        if path == "/files/upload" and method == "POST":        # fal-client: CDN_URL + /files/upload
+            return await self.fal_upload(request, "/cdn/files/upload", method)
         if path.startswith(("/files/", "/results/")):
             if method in ("GET", "HEAD"):
                 return self.serve_file(request, path)
@@ -117,9 +155,15 @@ class _Service:
         match = _FAL_REQUEST.match(path)
         if match:
             return await self.fal_request(request, match["id"], match["tail"] or "", method)
+        if path.startswith("/run/") and method == "POST":
+            return await self.fal_run(request, path[len("/run/"):].strip("/"))
         if method == "POST":
             return await self.fal_submit(request, path.strip("/"))
         return _fal_error(404, "Not found.")
+
+    def known_model(self, model: str) -> bool:
+        """Is `model` one of the retake model ids this service answers to (its config's `models`)?"""
+        return model.strip("/") in {m.strip("/") for m in self.config.models}
 
     # -- auth -----------------------------------------------------------------------------------------------------
 
@@ -135,9 +179,8 @@ class _Service:
         got = self._presented(request, "Key")
         if got is None:
             return _fal_error(401, "No key was given: send the header 'Authorization: Key <FAL_KEY>'.")
-        if got != wanted:
-            # The real services sometimes quote what they were given; so does this one, to test redaction.
-            return _fal_error(401, f"Invalid key {got!r}: the key was not recognised.")
+        if not _same(got, wanted):
+            return _fal_error(401, "Invalid key: the key was not recognised.")
         return None
 
     def upload_auth(self, request: Request) -> Response | None:
@@ -149,7 +192,7 @@ class _Service:
         if got is None:
             return JSONResponse({"detail": "No key was given: send the header 'Authorization: Bearer <key>' (or "
                                            "'Key <key>') with the key this service requires."}, status_code=401)
-        if not secrets.compare_digest(got.encode(), wanted.encode()):
+        if not _same(got, wanted):
             return JSONResponse({"detail": "The key was not recognised: send the key this service requires."},
                                 status_code=401)
         return None
@@ -159,15 +202,18 @@ class _Service:
         if wanted is None:
             return None
         got = self._presented(request, "Bearer")
-        if got != wanted:
-            return _runcomfy_error(401, 400004, f"Invalid token {got!r}.")
+        if got is None or not _same(got, wanted):
+            return _runcomfy_error(401, 400004, "Invalid token: the token was not recognised.")
         return None
 
     # -- fal queue --------------------------------------------------------------------------------------------------
 
-    async def fal_submit(self, request: Request, model: str) -> Response:
-        if model.count("/") < 1:
-            return _fal_error(404, f"Application {model!r} not found.")
+    async def _fal_new_job(self, request: Request, model: str) -> Job | Response:
+        """Check the model, the key, the balance and the inputs of a fal submit (queue or run); the new job, or the
+        answer that refuses it."""
+        if not self.known_model(model):
+            return _fal_error(404, f"Application {_shown(model)!r} not found: this service runs "
+                                   f"{', '.join(sorted(self.config.models))}.")
         denied = self.fal_auth(request)
         if denied:
             return denied
@@ -176,15 +222,39 @@ class _Service:
                                    "fal.ai/dashboard/billing.")
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return _fal_error(422, [{"loc": ["body"], "msg": "The body is not valid JSON.", "type": "json_invalid"}])
         inputs, problems = _validate(body)
         if problems:
             return _fal_error(422, problems)
-        job = self.state.new_job("fal", model, inputs, self.base(request))
+        return self.state.new_job("fal", model.strip("/"), inputs, self.base(request))
+
+    async def fal_submit(self, request: Request, model: str) -> Response:
+        job = await self._fal_new_job(request, model)
+        if isinstance(job, Response):
+            return job
         urls = self._fal_urls(job)
         return JSONResponse({"request_id": job.request_id, "gateway_request_id": job.request_id,
-                             "queue_position": self.state.queue_position(job), **urls})
+                             "queue_position": self.state.queue_position(job), **urls},
+                            headers={"x-fal-request-id": job.request_id})
+
+    async def fal_run(self, request: Request, model: str) -> Response:
+        """fal.run's synchronous call: the job is queued like any other, and the answer is its result."""
+        job = await self._fal_new_job(request, model)
+        if isinstance(job, Response):
+            return job
+        while True:
+            with self.state.lock:
+                done = job.state == "COMPLETED"
+            if done:
+                break
+            if await request.is_disconnected():          # the caller left: nobody will take the result
+                self.state.cancel(job)
+                return Response(status_code=499)
+            await asyncio.sleep(0.05)
+        response = self._fal_result(job)
+        response.headers["x-fal-request-id"] = job.request_id
+        return response
 
     def _fal_urls(self, job: Job) -> dict:
         app = "/".join(job.model.split("/")[:2])
@@ -210,6 +280,13 @@ class _Service:
         if denied:
             return denied
         job = self.state.job(request_id, "fal")
+        if job is not None:
+            answered = await self._fal_request(request, job, tail, method)
+            answered.headers["x-fal-request-id"] = job.request_id
+            return answered
+        return await self._fal_request(request, None, tail, method)
+
+    async def _fal_request(self, request: Request, job: Job | None, tail: str, method: str) -> Response:
         if tail == "/cancel":
             if method != "PUT":
                 return _fal_error(405, "Use PUT to cancel.")
@@ -294,6 +371,42 @@ class _Service:
             self.state.tokens[token] = expires
         return JSONResponse({"token": token, "token_type": "Bearer", "base_url": f"{self.base(request)}/cdn",
                              "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat()})
+
+    async def fal_initiate(self, request: Request) -> Response:
+        """`storage/upload/initiate`: a one-time upload URL (PUT, no key needed) and the URL the file will have."""
+        denied = self.fal_auth(request)
+        if denied:
+            return denied
+        kind = request.query_params.get("storage_type", "gcs")
+        if kind not in ("fal-cdn-v3", "gcs"):
+            return _fal_error(422, [{"loc": ["query", "storage_type"], "msg": "Use fal-cdn-v3 or gcs.",
+                                     "type": "enum"}])
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        name = _upload_name(str(body.get("file_name") or ""))
+        file_id, token = uuid.uuid4().hex, secrets.token_urlsafe(24)
+        with self.state.lock:
+            self.state.signed_uploads[token] = (file_id, name, time.time() + 3600)
+        base = self.base(request)
+        return JSONResponse({"upload_url": f"{base}/storage/uploads/{token}",
+                             "file_url": f"{base}/cdn/files/{file_id}/{quote(name)}"})
+
+    async def fal_signed_put(self, request: Request, token: str) -> Response:
+        """The PUT to an upload URL `fal_initiate` handed out: stores the file once, then the URL is spent."""
+        with self.state.lock:
+            known = self.state.signed_uploads.get(token)
+        if known is None or known[2] < time.time():
+            return _fal_error(403, "This upload URL is unknown, used or expired; initiate the upload again.")
+        file_id, name, _ = known
+        if not await self._receive_to(request, self.state.root / "cdn" / file_id / name):
+            return _fal_error(413, "The file is too large.")
+        with self.state.lock:
+            self.state.signed_uploads.pop(token, None)
+        return Response(status_code=200)
 
     def _token_ok(self, request: Request) -> bool:
         token = self._presented(request, "Bearer")
@@ -464,7 +577,7 @@ class _Service:
             return _runcomfy_error(404, 404000, "Not found.")
         request_id, what = match[1], match[2]
         if not re.fullmatch(r"[0-9a-fA-F-]{8,64}", request_id):
-            return _runcomfy_error(400, 400001, f"Invalid request id {request_id!r}.")
+            return _runcomfy_error(400, 400001, f"Invalid request id {_shown(request_id)!r}.")
         job = self.state.job(request_id, "runcomfy")
         if job is None:
             return _runcomfy_error(404, 404001, "Request not found or expired.")
@@ -502,11 +615,13 @@ class _Service:
             return JSONResponse(answer)
 
     async def runcomfy_submit(self, request: Request, model: str) -> Response:
+        if not self.known_model(model):
+            return _runcomfy_error(404, 404000, f"Model {_shown(model)!r} not found.")
         if self.config.no_balance:
             return _runcomfy_error(400, 400002, "Insufficient balance. Add credits to your RunComfy account.")
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
         inputs, problems = _validate(body)
         if problems:

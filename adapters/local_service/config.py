@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["LocalServiceConfig", "Fault", "ROUTES", "FAULT_KINDS"]
+__all__ = ["LocalServiceConfig", "Fault", "ROUTES", "FAULT_KINDS", "DEFAULT_MODELS"]
+
+# The retake model ids the service answers to (fal's and RunComfy's); a submit to any other id is a 404, like
+# the hosted services. `ltx-retake serve` and `open_service` add the fal_model / runcomfy_model settings.
+DEFAULT_MODELS = ("fal-ai/ltx-2/retake-video", "fal-ai/ltx-2.3/retake-video", "ltx/ltx-2/retake-video")
 
 ROUTES = ("submit", "status", "stream", "result", "cancel", "download", "upload", "token")
-FAULT_KINDS = ("drop", "slow", "expired", "corrupt")   # or an HTTP status as text: "429", "500", "502", "503", ...
+FAULT_KINDS = ("drop", "slow", "expired", "corrupt", "drip")   # or an HTTP status as text: "429", "500", "502", ...
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Fault:
               "slow"    the request is handled, but its answer starts `delay` seconds late;
               "expired" the result answers 404 (unknown request), a download answers 410 Gone;
               "corrupt" a download serves bytes that do not decode; a result answers with invalid JSON;
+              "drip"    the answer's head goes out at once, then its body one byte every `delay` seconds (a
+                        stalled proxy, a hostile server: what a client's deadlines and Ctrl-C must survive);
     protocol: "fal" or "runcomfy" to match only that protocol's routes; None matches both
     times:    how many requests the rule faults before it is used up. Without `rate`, None means 1: the
               next `times` matching requests are faulted.
@@ -84,6 +90,7 @@ class LocalServiceConfig:
     refuse_word: str = "[refuse]"          # the job completes with a content-policy error
     fail_word: str = "[fail]"              # the job completes with a generic error
     runcomfy_videos_list: bool = False     # RunComfy output as {"videos": [url]} instead of {"video": url}
+    models: tuple[str, ...] = DEFAULT_MODELS   # the model ids a submit may name (others: 404)
     faults: list[Fault] = field(default_factory=list)
     fault_seed: int | None = None          # seeds the draws of faults with a `rate` (None: a fresh seed each start)
     keepalive: float = 15.0                # seconds between keep-alive comments on the status stream

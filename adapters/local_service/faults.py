@@ -30,6 +30,10 @@ def classify(method: str, path: str) -> tuple[str, str | None]:
         return {"status": "status", "result": "result", "cancel": "cancel"}.get(tail, "other"), "runcomfy"
     if path.startswith("/storage/auth/token"):
         return "token", "fal"
+    if path.startswith(("/storage/upload/", "/storage/uploads/")):
+        return "upload", "fal"
+    if path.startswith("/run/") and method == "POST":
+        return "submit", "fal"
     if path.startswith("/cdn/files/"):
         return ("download", None) if method in ("GET", "HEAD") else ("upload", "fal")
     if path.startswith(("/files/", "/results/")):
@@ -188,6 +192,9 @@ class FaultLayer:
             else:
                 await _answer(send, 200, b'{"video": {"url": ', content_type=b"application/json")
             return
+        if kind == "drip":
+            await self._drip(fault, scope, receive, raw_send, send)
+            return
         if kind == "drop":
             if route in ("download", "stream"):
                 await self._drop_mid_body(fault, route, scope, receive, raw_send, send)
@@ -201,6 +208,25 @@ class FaultLayer:
                 raise _Dropped
             return
         await self.app(scope, receive, send)       # pragma: no cover - kinds are checked by Fault
+
+    async def _drip(self, fault: Fault, scope: Scope, receive: Receive, raw_send: Send, send: Send) -> None:
+        """Let the app answer, but send its body one byte every `fault.delay` seconds (until the client leaves)."""
+        cycle = getattr(raw_send, "__self__", None)
+
+        async def dripping_send(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            body, more = message.get("body", b""), message.get("more_body", False)
+            for i in range(len(body)):
+                await asyncio.sleep(fault.delay)
+                if getattr(cycle, "disconnected", False):
+                    raise _Dropped
+                await send({"type": "http.response.body", "body": body[i:i + 1],
+                            "more_body": more or i < len(body) - 1})
+            if not body:
+                await send(message)
+        await self.app(scope, receive, dripping_send)
 
     @staticmethod
     def _upload_cut(fault: Fault, scope: Scope) -> int:

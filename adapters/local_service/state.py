@@ -74,6 +74,7 @@ class ServiceState:
         self.fault_random = random.Random(config.fault_seed)      # the draws of rate faults, under `lock`
         self.tokens: dict[str, float] = {}
         self.multipart: dict[str, tuple[str, str]] = {}          # uploadId -> (file id, name)
+        self.signed_uploads: dict[str, tuple[str, str, float]] = {}   # one-time PUT token -> (file id, name, expires)
         self.submits: Counter[str] = Counter()                   # every submit that arrived, per protocol
         self.jobs_created: Counter[str] = Counter()
         self.requests: deque[dict] = deque(maxlen=max(1, config.request_log_limit))   # the latest requests
@@ -161,6 +162,8 @@ class ServiceState:
             expired = [token for token, expires in self.tokens.items() if expires <= time.time()]
             for token in expired:
                 del self.tokens[token]
+            for token in [t for t, (_, _, expires) in self.signed_uploads.items() if expires <= time.time()]:
+                del self.signed_uploads[token]
 
     def job(self, request_id: str, protocol: str | None = None) -> Job | None:
         with self.lock:
