@@ -30,13 +30,16 @@ Writing edits the file's text: elements the timeline still holds unchanged keep 
 retake split becomes one clip item per piece, each a copy of the original element's text with only what differs
 rewritten: `<start>`/`<end>`/`<in>`/`<out>` (-1 kept at a transition), `pproTicksIn/Out`, `<name>`,
 `<enabled>`, `<duration>`, the `<file>`, markers outside the piece dropped, and `<link>`s rebuilt among the
-pieces of one split (a left piece to the left pieces of its linked clips, the version to the version, by record
-overlap; links to clip items that did not change stay as written). The first piece keeps the element's id;
+pieces of one split (each piece to the piece of each split linked clip that lies most under it: left to left, the
+version to the version; links to clip items that did not change stay as written). The first piece keeps the element's id;
 the others get new `clipitem-N` ids. The version's `<file>` is a new `file-N` element (a file URL of its
 absolute path, its rate, length and timecode, the original's `<media>` description), defined where it is first
 used and referred to by id after; the version gets its own `masterclip-N`. Where a split leaves a `<file>` only
-referred to, its definition moves to the first use. A retake placed above goes on its track (a new `<track>`
-appended to `<video>` when none is free). The sequence's `<duration>`, its other tracks and their ids stay.
+referred to, its definition moves to the first use. A retake placed above goes on its track, a copy of the clip
+item it was made from (a new `<track>` appended to `<video>`, or to `<audio>` for its sound, when none is free).
+The sequence's `<duration>`, its other tracks and their ids stay. What a clip item cannot hold (a version of a
+sped-up clip, a cut between the frames the file counts, an edit inside a nested sequence used more than once) is
+refused by `cannot_hold` before anything is paid for.
 
 The record of a retaken clip (which versions it has, the shown one, their provenance, and the original media's
 `<file>` element verbatim) is an XML comment inside its clip item, `<!-- ltx-retake {json} -->`: an XML
