@@ -42,7 +42,7 @@ __all__ = ["OtioFiles", "read_timeline", "write_timeline", "read_document", "sav
            "format_of", "FAITHFUL", "BUNDLES", "bundle_document"]
 
 # OTIO adapter name -> the module (in this package) that reads it right and edits it in place
-FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file", "fcpx_xml": "fcpx_file"}
+FAITHFUL: dict[str, str] = {"cmx_3600": "edl_file", "fcpx_xml": "fcpx_file", "fcp_xml": "fcp7_file"}
 _NAMES = {"cmx_3600": "a CMX 3600 EDL", "fcp_xml": "FCP7 XML", "fcpx_xml": "FCPXML", "AAF": "AAF", "otio_json": "OTIO JSON"}
 
 # timeline bundles: a folder whose one file is the document (Final Cut Pro's .fcpxmld holds Info.fcpxml)
