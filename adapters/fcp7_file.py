@@ -725,6 +725,9 @@ class _Reader:
         if url:
             ref = otio.schema.ExternalReference(target_url=url, available_range=available)
             ref.name = name
+            own = _rate_of(file.kid("rate"), None)
+            if own:  # the media's own rate as the file says it: what a relinked file must run at
+                ref.metadata[NS] = {"media_rate": str(own)}
             return ref
         source = file.text_of("mediaSource")
         if source:

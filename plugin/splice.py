@@ -173,7 +173,10 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
             candidates = clips_on_track(track)
         for item, rng in candidates:
             # the window's middle inside the clip first: one of _covers' own tests, without its rate look-up per clip
-            if not rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds() or not _covers(rng, w, timeline):
+            if not rng.start_time.to_seconds() <= mid < rng.end_time_exclusive().to_seconds():
+                continue
+            whole = _run_range(item, rng, ranges, track)   # sound an earlier retake split is one clip still
+            if not _covers(whole, w, timeline):
                 continue
             default = item.media_references().get(otio.schema.Clip.DEFAULT_MEDIA_KEY)
             if not plan.source_url or media_key(default) != plan.source_url or plan.scalar != 1 or item.effects:
@@ -184,6 +187,18 @@ def linked_sound(timeline: otio.schema.Timeline, plan: Plan) -> list[Plan]:
                 out.append(replace(plan, track_index=ti, clip_name=original_name(item), label=f"{plan.label} (linked sound)"))
             break
     return out
+
+
+def _run_range(item, rng: otio.opentime.TimeRange, ranges: dict, track) -> otio.opentime.TimeRange:
+    """The track range of all the pieces of `item`'s shot (just `rng` when a retake never split it)."""
+    run = shot_run(item)
+    if len(run) == 1:
+        return rng
+
+    def where(piece):
+        return ranges[piece] if piece in ranges else piece.transformed_time_range(piece.trimmed_range(), track)
+    first, last = where(run[0]), where(run[-1])
+    return _TR(first.start_time, last.end_time_exclusive() - first.start_time)
 
 
 def _keep_markers(piece: otio.schema.Clip, source: otio.opentime.TimeRange) -> None:
