@@ -10,7 +10,7 @@ from pathlib import Path
 from .ports import DELIVERIES, RetakeMode
 from .settings import Settings, load_settings, order_options
 
-__all__ = ["add_parser", "run_command", "bridge", "delivery_for", "retakes_root"]
+__all__ = ["add_parser", "run_command", "delivery_for", "retakes_root"]
 
 
 def add_parser(sub) -> None:
