@@ -46,21 +46,21 @@ SIZE = (1920, 1080)
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ltx-retake-bench"
 
 
-def source_path(cache: Path, minutes: float, gop: int, container: str) -> Path:
+def source_path(cache: Path, minutes: float, gop: int, container: str, size: tuple[int, int] = SIZE) -> Path:
     """Where the generated source for these settings lives in the cache."""
-    return cache / f"camera_{minutes:g}min_{SIZE[1]}p{RATE}_gop{gop}.{container}"
+    return cache / f"camera_{minutes:g}min_{size[1]}p{RATE}_gop{gop}.{container}"
 
 
-def make_source(cache: Path, minutes: float, gop: int, container: str, ffmpeg: str) -> Path:
+def make_source(cache: Path, minutes: float, gop: int, container: str, ffmpeg: str, size: tuple[int, int] = SIZE) -> Path:
     """A camera-like source, generated once: moving test pattern with temporal grain, long-GOP H.264 with
-    B-frames at about 20 Mbit/s, AAC stereo at 48 kHz."""
-    dest = source_path(cache, minutes, gop, container)
+    B-frames at about 20 Mbit/s (80 at UHD), AAC stereo at 48 kHz."""
+    dest = source_path(cache, minutes, gop, container, size)
     if dest.is_file():
         return dest
     cache.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.partial{dest.suffix}")
     if container != "mp4":  # the same streams in another container: copied from the MP4, not encoded again
-        mp4 = make_source(cache, minutes, gop, "mp4", ffmpeg)
+        mp4 = make_source(cache, minutes, gop, "mp4", ffmpeg, size)
         try:
             subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(mp4),
                             "-map", "0", "-c", "copy", str(tmp)], check=True)
@@ -69,14 +69,16 @@ def make_source(cache: Path, minutes: float, gop: int, container: str, ffmpeg: s
             tmp.unlink(missing_ok=True)
         return dest
     seconds = minutes * 60
-    print(f"generating {dest} ({seconds:g} s of 1080p; once, it is cached) ...", file=sys.stderr, flush=True)
+    print(f"generating {dest} ({seconds:g} s of {size[1]}p; once, it is cached) ...", file=sys.stderr, flush=True)
+    rate_mb = 20 * size[0] * size[1] // (1920 * 1080)
     began = time.perf_counter()
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-           "-f", "lavfi", "-i", f"testsrc2=size={SIZE[0]}x{SIZE[1]}:rate={RATE},noise=alls=12:allf=t+u",
+           "-f", "lavfi", "-i", f"testsrc2=size={size[0]}x{size[1]}:rate={RATE},noise=alls=12:allf=t+u",
            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:beep_factor=4",
            "-t", f"{seconds:g}", "-map", "0:v", "-map", "1:a",
            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", str(gop), "-keyint_min", str(gop),
-           "-sc_threshold", "0", "-b:v", "20M", "-maxrate", "25M", "-bufsize", "40M", "-pix_fmt", "yuv420p",
+           "-sc_threshold", "0", "-b:v", f"{rate_mb}M", "-maxrate", f"{rate_mb * 5 // 4}M", "-bufsize", f"{rate_mb * 2}M",
+           "-pix_fmt", "yuv420p",
            "-c:a", "aac", "-ac", "2", "-b:a", "256k"]
     if container in ("mp4", "mov"):
         cmd += ["-movflags", "+faststart"]

@@ -18,6 +18,13 @@ JobEvent; a step lasts from its first event to the first event of the next step:
 "overhead around the model" is the total minus that. Medians over --runs.
 
 Run it with `python -m bench steps [--runs 3] [--seconds 30] [--window 5]`.
+
+`python -m bench steps --context-table [--runs 3]` prints what the context costs instead: a 2.5 s window in the
+middle of a 20 s 1080p and a 20 s UHD (3840x2160) source, with the default context (the context_s setting, 1 s a
+side) and with `--context max`: the input's seconds, the bytes uploaded, the estimate at fal's $0.10 per second
+of input, and the seconds the cut and the conform take (medians; the cut sends UHD at 1920x1080, the conform
+scales the version back up). Targets: the default input no more than the window plus twice the context; cut plus
+conform of the 1080p window within 3 s on 2 cores; UHD within 1.3 times the 1080p figure.
 """
 
 from __future__ import annotations
@@ -126,6 +133,90 @@ def measure(source: Path, runs: int, window_s: float, folder: Path) -> list[dict
     return results
 
 
+class _Counting:
+    """A FileHost that passes uploads on and counts their bytes."""
+
+    def __init__(self, host):
+        self.host, self.sent = host, []
+
+    def upload(self, path, content_type, on_progress=None):
+        self.sent.append(Path(path).stat().st_size)
+        return self.host.upload(path, content_type, on_progress)
+
+
+def context_rows(sources: dict[str, Path], runs: int, window_s: float, folder: Path) -> list[dict]:
+    """Per source and context (default, max): medians of input seconds, bytes sent, estimate, cut and conform seconds."""
+    from ltx_retake.adapters.local_service import LocalServiceConfig
+    from ltx_retake.adapters.services import open_service
+    from ltx_retake.compose import offline_wiring
+    from ltx_retake.journal import Journal
+    from ltx_retake.limits import DEFAULT_CONTEXT_S, limits_for
+    from ltx_retake.ports import RetakeMode
+    from ltx_retake.progress import EventLog
+    from ltx_retake.runner import RetakeOrder, run
+    from ltx_retake.settings import Settings
+
+    settings = Settings(journal=str(folder / "journal.sqlite"))
+    config = LocalServiceConfig(queue_delay=0.0, processing_delay=0.0, storage_dir=folder / "service")
+    fal = limits_for("fal")
+    rows = []
+    with open_service("local", settings, local_config=config) as opened:
+        for label, source in sources.items():
+            (folder / label).mkdir(parents=True)
+            timeline, window = project(source, folder / label, window_s)
+            for context, context_s in (("default (1 s a side)", DEFAULT_CONTEXT_S), ("max", None)):
+                samples = []
+                for i in range(runs):
+                    wiring = offline_wiring(settings)
+                    counting = _Counting(opened.host)
+                    wiring.service, wiring.host = opened.service, counting
+                    stamps: list = []
+                    log = EventLog(lambda e: stamps.append((time.perf_counter(), e.step)) if e.job == "job1" else None)
+                    out = folder / label / f"{context[:3]}{i}"
+                    order = RetakeOrder(timeline=timeline, output=out / "out.otio", prompt="dusk",
+                                        mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO, provider="local", model="m",
+                                        range=(str(window[0]), str(window[1])), media_dir=out / "media",
+                                        context_s=context_s, fresh=True)
+                    with Journal(out / "journal.sqlite") as journal:
+                        began = time.perf_counter()
+                        outcome = run(order, wiring, log, journal=journal)
+                        ended = time.perf_counter()
+                    (job,) = outcome.jobs
+                    if outcome.exit_code:
+                        raise SystemExit(f"the retake failed: {job.error}")
+                    times = split(stamps, began, ended)
+                    samples.append({"input": job.plan.input_seconds, "sent": sum(counting.sent),
+                                    "estimate": fal.estimate_usd(job.plan.input_seconds), "cut": times["cut"],
+                                    "conform": times["conform"], "context": job.plan.context,
+                                    "rate": float(job.plan.media.frame_rate)})
+                    print(f"{label} {context} run {i + 1}: cut {times['cut']:.2f} s, conform {times['conform']:.2f} s",
+                          file=sys.stderr, flush=True)
+                med = {k: statistics.median(r[k] for r in samples) for k in ("input", "sent", "estimate", "cut", "conform")}
+                before, after = samples[0]["context"]
+                rows.append({"source": label, "context": context, **med,
+                             "sides": (before / samples[0]["rate"], after / samples[0]["rate"])})
+    return rows
+
+
+def print_context_table(rows: list[dict], window_s: float, ffmpeg: str) -> None:
+    print(f"a {window_s:g} s window in the middle of a 20 s source (24 fps, H.264 + AAC); medians\n")
+    print("| source | context | context sent (before + after) | input | uploaded | estimate (fal, $0.10/s) | cut | "
+          "conform | cut + conform |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['source']} | {r['context']} | {r['sides'][0]:.2f} + {r['sides'][1]:.2f} s | {r['input']:.2f} s | "
+              f"{r['sent'] / 1e6:.1f} MB | ${r['estimate']:.2f} | {r['cut']:.2f} s | {r['conform']:.2f} s | "
+              f"{r['cut'] + r['conform']:.2f} s |")
+    hd = next(r for r in rows if r["source"] == "1080p" and r["context"].startswith("default"))
+    uhd = next(r for r in rows if r["source"] == "UHD" and r["context"].startswith("default"))
+    hd_total, uhd_total = hd["cut"] + hd["conform"], uhd["cut"] + uhd["conform"]
+    print(f"\ndefault input {hd['input']:.2f} s against the window plus twice the context {window_s + 2:.2f} s "
+          f"({'met' if hd['input'] <= window_s + 2 + 1e-9 else 'NOT met'}); 1080p cut + conform {hd_total:.2f} s "
+          f"(target 3 s: {'met' if hd_total <= 3 else 'NOT met'}); UHD {uhd_total:.2f} s = {uhd_total / hd_total:.2f}x "
+          f"1080p (target 1.3x: {'met' if uhd_total <= 1.3 * hd_total else 'NOT met'})")
+    print(f"machine: {machine_line(ffmpeg)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench steps", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="retakes to run; the table shows medians (default 3)")
@@ -133,11 +224,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=5.0, help="seconds of the window to retake (default 5)")
     parser.add_argument("--gop", type=int, default=48, help="the source's keyframe interval in frames (default 48)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"where the source is kept (default {DEFAULT_CACHE})")
+    parser.add_argument("--context-table", action="store_true", help="the context's cost: 2.5 s windows of 1080p and UHD "
+                        "sources, default context against max")
     a = parser.parse_args(argv)
 
     from ltx_retake.adapters.ffmpeg_exe import ffmpeg_path
 
     ffmpeg = ffmpeg_path()
+    if a.context_table:
+        sources = {"1080p": make_source(a.cache, 20 / 60, a.gop, "mp4", ffmpeg),
+                   "UHD": make_source(a.cache, 20 / 60, a.gop, "mp4", ffmpeg, (3840, 2160))}
+        folder = Path(tempfile.mkdtemp(prefix="ltx-retake-bench-context-"))
+        try:
+            rows = context_rows(sources, max(1, a.runs), 2.5, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print_context_table(rows, 2.5, ffmpeg)
+        return 0
     source = make_source(a.cache, a.seconds / 60, a.gop, "mp4", ffmpeg)
     folder = Path(tempfile.mkdtemp(prefix="ltx-retake-bench-steps-"))
     try:

@@ -26,7 +26,7 @@ from .errors import InputError, RetakeError, redact, register_secret
 from .costs import estimate
 from .ports import DELIVERIES, RetakeMode
 from .progress import JobEvent, Step
-from .settings import load_settings
+from .settings import load_settings, order_options
 
 __all__ = ["main", "build_parser"]
 
@@ -206,7 +206,7 @@ def _cmd_retake(a: argparse.Namespace) -> int:
         overwrite=a.force, in_place=a.in_place, fresh=a.fresh, max_parallel=max(1, a.max_parallel),
         local_protocol=a.local_protocol, rate=a.rate, timeline_name=a.timeline_name,
         delivery=a.deliver or settings.delivery, path_maps=maps, media_search=folders, accept_losses=a.yes,
-        **seam_options(settings, context=a.context, full_res=a.full_res, dissolve=a.dissolve, crossfade=a.crossfade),
+        **order_options(settings, context=a.context, full_res=a.full_res, dissolve=a.dissolve, crossfade=a.crossfade),
     )
     printer = ConsoleProgress(quiet=a.quiet)
     if a.dry_run:
@@ -225,30 +225,6 @@ def _cmd_retake(a: argparse.Namespace) -> int:
             return [run(order, wiring, log, cancel, journal=journal, confirm=confirm)]
 
     return _in_worker(a, settings, work)
-
-
-def seam_options(settings, *, context: str | None = None, full_res: bool = False, dissolve: int | None = None,
-                 crossfade: float | None = None) -> dict:
-    """The order's context, picture size and seams: what the command line says, else the settings'."""
-    from .settings import parse_size
-
-    if context is None:
-        context_s = settings.context_s
-    elif context.strip().lower() == "max":
-        context_s = None
-    else:
-        try:
-            context_s = float(context)
-        except ValueError:
-            raise InputError(f"--context {context} is not a number of seconds or max; e.g. --context 1.5.") from None
-    if context_s is not None and not 0 <= context_s <= 20:
-        raise InputError(f"--context {context_s:g} is outside 0 to 20 seconds; the input can hold at most 20 s in all.")
-    crossfade_ms = settings.audio_crossfade_ms if crossfade is None else crossfade
-    dissolve_frames = settings.dissolve_frames if dissolve is None else dissolve
-    if crossfade_ms < 0 or dissolve_frames < 0:
-        raise InputError("--crossfade and --dissolve take 0 or more (0 makes a plain cut).")
-    return dict(context_s=context_s, max_size=None if full_res else parse_size(settings.input_max_size),
-                crossfade_ms=crossfade_ms, dissolve_frames=dissolve_frames)
 
 
 def _confirm_cost(est, threshold: float, yes: bool) -> bool:
@@ -486,7 +462,7 @@ def _cmd_use(a: argparse.Namespace) -> int:
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
-    from .adapters.local_service import LocalServiceConfig, serve
+    from .compose import serve_local
 
     quirks = {q.strip() for q in a.quirks.split(",") if q.strip()}
     unknown = quirks - {"int_fps", "snap_8k1", "audio_24k"}
@@ -497,14 +473,10 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     if not key and a.host not in ("127.0.0.1", "localhost", "::1"):
         raise InputError(f"Listening on {a.host} would let anyone on the network upload to this machine and make it fetch "
                          "any URL: set LTX_RETAKE_SERVE_KEY to a key the clients must send, or keep the default 127.0.0.1.")
-    settings = load_settings()
-    models = tuple(dict.fromkeys((*LocalServiceConfig().models, settings.fal_model.strip("/"), settings.runcomfy_model.strip("/"))))
-    config = LocalServiceConfig(storage_dir=a.storage, queue_delay=a.queue_delay, processing_delay=a.processing_delay,
-                                int_fps="int_fps" in quirks, snap_8k1="snap_8k1" in quirks, audio_24k="audio_24k" in quirks,
-                                require_key=key, models=models)
     print(f"ltx-retake local service (offline preview engine) on http://{a.host}:{a.port}"
           f"{' (key required)' if key else ''}  (Ctrl-C stops it)", file=sys.stderr)
-    serve(a.host, a.port, config)
+    serve_local(a.host, a.port, load_settings(), key=key, storage=a.storage, queue_delay=a.queue_delay,
+                processing_delay=a.processing_delay, quirks=frozenset(quirks))
     return 0
 
 

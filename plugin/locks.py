@@ -73,9 +73,9 @@ def owner_record(journal: Path | None) -> dict:
             "journal": str(Path(journal).absolute()) if journal else None}
 
 
-def claim(version: Path, owner: dict) -> bool:
+def claim(version: Path, owner: dict, *, in_flight: Callable[[str, Path], bool] | None = None) -> bool:
     """Claim the name of `version` (creating its folder); False when another live run holds it (or the file exists).
-    A claim left by a run nobody can resume any more is taken over."""
+    A claim left by a run nobody can resume any more (see `claimed`) is taken over."""
     version = Path(version)
     target = claim_path(version)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def claim(version: Path, owner: dict) -> bool:
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            if claimed(version, mine=owner):
+            if claimed(version, mine=owner, in_flight=in_flight):
                 return False
             target.unlink(missing_ok=True)   # stale: its run is over or gone
             continue
@@ -109,7 +109,7 @@ def claimed(version: Path, *, mine: dict | None = None,
 
     A claim holds while its process runs, or while its journal still has the version in flight (the run can
     be resumed); one made on another machine always holds. `in_flight(journal, version)` is the journal's word
-    (default: `journal.version_in_flight`)."""
+    (`journal.version_in_flight`; without it a dead owner's claim still holds)."""
     if not claim_path(version).exists():
         return False
     owner = _read(version)
@@ -126,9 +126,7 @@ def claimed(version: Path, *, mine: dict | None = None,
     journal = owner.get("journal")
     if not journal or not Path(journal).exists():
         return False
-    if in_flight is None:
-        from .journal import version_in_flight as in_flight
-    return in_flight(journal, Path(version))
+    return True if in_flight is None else in_flight(journal, Path(version))
 
 
 def release(version: Path) -> None:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from .ports import DELIVERIES, RetakeMode
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, order_options
 
-__all__ = ["add_parser", "run_command", "bridge", "delivery_for", "retakes_root"]
+__all__ = ["add_parser", "run_command", "delivery_for", "retakes_root"]
 
 
 def add_parser(sub) -> None:
@@ -33,6 +33,11 @@ def add_parser(sub) -> None:
     r.add_argument("--media-dir", type=Path, help="where versions go (default: the output_dir setting, else "
                    "~/LTX Retakes/<timeline>/media)")
     r.add_argument("--max-parallel", type=int, default=4, metavar="N")
+    r.add_argument("--context", metavar="SECONDS|max", help="seconds of the shot sent each side of the window, paid for "
+                   "like the window (default: the context_s setting, 1 s)")
+    r.add_argument("--full-res", action="store_true", help="send the picture at its own size (default: 1920x1080 at most)")
+    r.add_argument("--dissolve", type=int, metavar="N", help="dissolve a changed picture over N frames at each edge")
+    r.add_argument("--crossfade", type=float, metavar="MS", help="crossfade a changed sound over MS ms at each edge")
     r.add_argument("--yes", action="store_true", help="send without asking even above the cost threshold")
     r.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     r.add_argument("--quiet", action="store_true", help="print only failures on stderr")
@@ -40,14 +45,6 @@ def add_parser(sub) -> None:
                        ("uninstall", "remove the Scripts-menu entry")):
         p = rsub.add_parser(name, help=what)
         p.add_argument("--folder", type=Path, help="the Scripts/Utility folder (default: your own, for this OS)")
-
-
-def bridge():
-    """The Resolve bridge for the running Resolve (through the menu entry's broker when it started us)."""
-    from .adapters.resolve_bridge import ResolveBridge
-    from .adapters.resolve_connect import connect
-
-    return ResolveBridge(connect())
 
 
 def delivery_for(requested: str | None, settings: Settings, decodes_h264: bool) -> str:
@@ -67,8 +64,9 @@ def retakes_root() -> Path:
 def run_command(a: argparse.Namespace, in_worker, report, confirm_cost) -> int:
     """Dispatch `ltx-retake resolve <command>`; the CLI lends its worker, report and cost question."""
     if a.resolve_command in ("install", "uninstall"):
-        from .adapters.resolve_install import install, uninstall
+        from .compose import menu_entry
 
+        install, uninstall = menu_entry()
         if a.resolve_command == "install":
             path = install(a.folder)
             print(f"installed\t{path}")
@@ -77,7 +75,9 @@ def run_command(a: argparse.Namespace, in_worker, report, confirm_cost) -> int:
             path = uninstall(a.folder)
             print(f"removed\t{path}" if path else "nothing to remove")
         return 0
-    live = bridge()
+    from .compose import live_nle
+
+    live = live_nle()
     if a.resolve_command == "status":
         return _status(live)
     return _retake(a, live, in_worker, report, confirm_cost)
@@ -114,7 +114,9 @@ def _retake(a, live, in_worker, report, confirm_cost) -> int:
     delivery = delivery_for(a.deliver, settings, live.features.decodes_h264)
     root = retakes_root()
     media_dir = a.media_dir or (Path(settings.output_dir) if settings.output_dir else None)
-    extra = dict(delivery=delivery, max_parallel=max(1, a.max_parallel), local_protocol=a.local_protocol)
+    extra = dict(delivery=delivery, max_parallel=max(1, a.max_parallel), local_protocol=a.local_protocol,
+                 **order_options(settings, context=a.context, full_res=a.full_res, dissolve=a.dissolve,
+                                 crossfade=a.crossfade))
 
     def confirm(jobs) -> bool:
         return confirm_cost(estimate([j.plan for j in jobs]), settings.cost_threshold_usd, a.yes)

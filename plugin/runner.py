@@ -23,12 +23,12 @@ from .atomic import PARTIAL, check_room, check_writable, copy_atomic
 from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, InputError, JobFailedError, MediaError,
                      RetakeError, SelectionError, ServiceValidationError, SpliceError, SubmitUncertainError,
                      TransientServiceError, redact, scrub, scrub_data)
-from .journal import Journal, failpoint
+from .journal import Journal, failpoint, version_in_flight
 from .locks import claim, claimed, hold, owner_record, release
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
 from .paths import file_sha256, safe_stem, same_file
-from .metadata import NS, original_reference
+from .metadata import NS, is_version_key, original_reference
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .relink import Relinker
 from .ports import (DELIVERIES, ConformSpec, CutSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService,
@@ -197,8 +197,9 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
         src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
         if src.media_path not in probed:
             probed[src.media_path] = wiring.media.probe(src.media_path)
-            if found.relinked and not probed[src.media_path].variable_frame_rate:
-                _check_relinked(sel, src, probed[src.media_path], found)
+        relink_note = None
+        if found.relinked and not probed[src.media_path].variable_frame_rate:
+            relink_note = _check_relinked(sel, src, probed[src.media_path], found)
         prompt = sel.prompt if order.markers else order.prompt
         if order.markers and order.prompt:
             prompt = f"{order.prompt.strip()} {sel.prompt}".strip()
@@ -206,7 +207,8 @@ def _prepare(document: Document, order: RetakeOrder, wiring: Wiring, log: Progre
                                 provider=order.provider, model=order.model, split=order.split,
                                 context_s=order.context_s, max_size=order.max_size):
             if found.relinked:
-                plan = replace(plan, notes=(*plan.notes, f"media relinked: {found.path} ({found.how})"))
+                said = (f"media relinked: {found.path} ({found.how})",) + ((relink_note,) if relink_note else ())
+                plan = replace(plan, notes=(*plan.notes, *said))
             plans.append(plan)
     _refuse_overlaps(plans)
     _refuse_undeliverable(plans, order.delivery)
@@ -255,7 +257,7 @@ def _free_version_path(media_dir: Path, name: str, output: Path, claimed: set[Pa
 
 def _taken(path: Path, planned: set[Path]) -> bool:
     """A version name is taken by a file, by another job of this plan, or by another run's claim (see locks)."""
-    return path.exists() or path in planned or claimed(path)
+    return path.exists() or path in planned or claimed(path, in_flight=version_in_flight)
 
 
 def _check_destination(order: RetakeOrder) -> None:
@@ -313,14 +315,25 @@ def _check_room(document: Document, jobs: list[Job], order: RetakeOrder, media_d
     check_room(needs)
 
 
-def _check_relinked(sel: Selection, src, info: MediaInfo, found) -> None:
-    """Media found by a path map or by name must be the clip's: the same rate (a pull-down counts as the same)."""
-    clip_rate = exact_rate(src.clip_range.start_time.rate)
+def _check_relinked(sel: Selection, src, info: MediaInfo, found) -> str | None:
+    """Media found by a path map or by name must be the clip's. Where the timeline says the media's own rate, a file
+    at another rate is refused (a pull-down counts as the same); where it does not, a rate other than the clip's is
+    only noted (NLEs play such media by time)."""
     media_rate = exact_rate(info.frame_rate)
+    ref = original_reference(sel.clip)
+    declared = (getattr(ref, "metadata", {}).get(NS) or {}).get("media_rate")
+    if declared:
+        said = exact_rate(Fraction(declared))
+        if said != media_rate and said / media_rate not in (Fraction(1001, 1000), Fraction(1000, 1001)):
+            raise SelectionError(f"{sel.label}: the media {found.path} ({found.how}) runs at {rate_text(media_rate)} fps, "
+                                 f"but the timeline says its media runs at {rate_text(said)} fps; it is not this clip's "
+                                 "media. Relink to the right file (--map-path, --media-search).")
+        return None
+    clip_rate = exact_rate(src.clip_range.start_time.rate)
     if clip_rate != media_rate and clip_rate / media_rate not in (Fraction(1001, 1000), Fraction(1000, 1001)):
-        raise SelectionError(f"{sel.label}: the media {found.path} ({found.how}) runs at {rate_text(media_rate)} fps, but "
-                             f"the clip counts {rate_text(clip_rate)} fps; it is not this clip's media. Relink to the "
-                             "right file (--map-path, --media-search).")
+        return (f"the relinked media {found.path.name} runs at {rate_text(media_rate)} fps and the clip counts "
+                f"{rate_text(clip_rate)} fps: its frames are mapped by time")
+    return None
 
 
 def _check_output(document: Document, jobs: list[Job], order: RetakeOrder, wiring: Wiring) -> None:
@@ -350,7 +363,7 @@ def _existing_retake_folder(timeline: otio.schema.Timeline) -> Path | None:
             continue
         for key, ref in clip.media_references().items():
             url = getattr(ref, "target_url", "")
-            if key.startswith("retake_v") and url:
+            if is_version_key(key) and url:
                 folder = Path(url).parent
                 folders[folder] = folders.get(folder, 0) + 1
     existing = [f for f in sorted(folders, key=folders.get, reverse=True) if f.is_dir()]
@@ -856,7 +869,7 @@ def _claim_versions(jobs: list[Job], owner: dict) -> bool:
     """Claim every job's version name (see locks.claim); all or none."""
     done = []
     for job in jobs:
-        if not claim(job.version.path, owner):
+        if not claim(job.version.path, owner, in_flight=version_in_flight):
             for path in done:
                 release(path)
             return False
@@ -990,7 +1003,7 @@ def _version_files(timeline: otio.schema.Timeline) -> set[str]:
     for clip in timeline.find_clips():
         for key, ref in clip.media_references().items():
             url = getattr(ref, "target_url", "") or ""
-            if key.startswith("retake_v") and url:
+            if is_version_key(key) and url:
                 names.add(Path(url).name)
     return names
 

@@ -307,11 +307,14 @@ def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: 
     clear = _clear_of_transitions(track_obj, r)
     if clear is None:
         raise UnsupportedEditError(f"{label} lies wholly under transitions; there is no clean part of it to retake.")
-    if any(not any(item is piece for piece in run) for item, _ in _visible(track_obj, clear, ranges)):
-        why = "it is disabled" if not c.enabled else "a clip on a layer above covers it"
+    hidden = not c.enabled or not track_obj.enabled  # a disabled clip, or any on a disabled track, shows nothing
+    if hidden or any(not any(item is piece for piece in run) for item, _ in _visible(track_obj, clear, ranges)):
+        why = ("it is disabled" if not c.enabled else "its track is disabled" if not track_obj.enabled
+               else "a clip on a layer above covers it")
+        fix = "enable it in the NLE and export again" if why != "a clip on a layer above covers it" else "change the nest in the NLE"
         raise SelectionError(
             f"{label} does not show over {_span(timeline, clear)}: {why}. Retake the clip that shows there "
-            "(select it with --range), or change the nest in the NLE."
+            f"(select it with --range), or {fix}."
         )
     notes = ()
     if clear != r:
@@ -366,8 +369,11 @@ def selections_in(timeline, ti: int, rng: otio.opentime.TimeRange, *, per_clip: 
     _refuse_transitions(timeline, track, rng)
     out: list[Selection] = []
     for item, part in _visible(track, rng):
+        if item is not None and (not item.enabled or not track.enabled):
+            item = None  # a disabled clip, or any on a disabled track, shows nothing
         if item is None:
-            raise SelectionError(f"The range {_span(timeline, rng)} includes a gap at {_span(timeline, part)}; there is no media there to retake.")
+            raise SelectionError(f"The range {_span(timeline, rng)} includes a gap or a disabled clip at {_span(timeline, part)}; "
+                                 "nothing shows there to retake.")
         if out and (out[-1].clip is item or any(piece is item for piece in shot_run(out[-1].clip))):
             joined = _TR(out[-1].record_range.start_time, part.end_time_exclusive() - out[-1].record_range.start_time)
             out[-1] = Selection(ti, out[-1].clip, joined, prompt, out[-1].label, track.kind)

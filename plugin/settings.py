@@ -17,7 +17,7 @@ from .errors import InputError, register_secret
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS
 
 __all__ = ["KEYRING_SERVICE", "Secret", "Settings", "journal_path", "keyring_keys", "load_settings", "save_key",
-           "save_settings", "settings_path", "parse_size"]
+           "save_settings", "settings_path", "parse_size", "order_options"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,28 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if sep and w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16:
         return int(w), int(h)
     raise InputError(f"The size {text!r} is not WIDTHxHEIGHT (like 1920x1080); fix input_max_size in the settings.")
+
+
+def order_options(settings: Settings, *, context: str | None = None, full_res: bool = False, dissolve: int | None = None,
+                 crossfade: float | None = None) -> dict:
+    """The order's context, picture size and seams: what the command line says, else the settings'."""
+    if context is None:
+        context_s = settings.context_s
+    elif context.strip().lower() == "max":
+        context_s = None
+    else:
+        try:
+            context_s = float(context)
+        except ValueError:
+            raise InputError(f"--context {context} is not a number of seconds or max; e.g. --context 1.5.") from None
+    if context_s is not None and not 0 <= context_s <= 20:
+        raise InputError(f"--context {context_s:g} is outside 0 to 20 seconds; the input can hold at most 20 s in all.")
+    crossfade_ms = settings.audio_crossfade_ms if crossfade is None else crossfade
+    dissolve_frames = settings.dissolve_frames if dissolve is None else dissolve
+    if crossfade_ms < 0 or dissolve_frames < 0:
+        raise InputError("--crossfade and --dissolve take 0 or more (0 makes a plain cut).")
+    return dict(context_s=context_s, max_size=None if full_res else parse_size(settings.input_max_size),
+                crossfade_ms=crossfade_ms, dissolve_frames=dissolve_frames)
 
 
 def settings_path() -> Path:

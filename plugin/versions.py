@@ -8,8 +8,7 @@ import opentimelineio as otio
 
 from .errors import SelectionError
 from .selection import clips_on_track, record_timecode, require_lengths, track_label
-from .metadata import NS, original_name
-from .paths import shot_name
+from .metadata import NS, original_name, version_from_text, version_name, version_number
 
 __all__ = ["RetakenClip", "list_versions", "use_version"]
 
@@ -61,13 +60,43 @@ def _normalise_version(text: str) -> str:
     t = text.strip().lower()
     if t in (ORIGINAL, "orig", "default"):
         return ORIGINAL
-    if "_retake_v" in t:
-        t = "retake_v" + t.rsplit("_retake_v", 1)[1]
-    if t.startswith("v") and t[1:].isdigit():
-        t = f"retake_v{int(t[1:]):03d}"
-    if t.isdigit():
-        t = f"retake_v{int(t):03d}"
-    return t
+    return version_from_text(t)
+
+
+def _places(retaken: list[RetakenClip]) -> list[list[RetakenClip]]:
+    """The separate windows the pieces cover, each a list of pieces: overlapping or abutting pieces are one place
+    (a window retaken over earlier pieces leaves them side by side; a 15 fps picture and its 30 fps sound split a
+    frame apart)."""
+    places: list[list[RetakenClip]] = []
+    end = None
+    for r in sorted(retaken, key=lambda r: (r.track_index, r.record_range.start_time.to_seconds())):
+        start = r.record_range.start_time.to_seconds()
+        if places and end is not None and start <= end + 1e-6 and places[-1][0].track_index == r.track_index:
+            places[-1].append(r)
+        else:
+            places.append([r])
+            end = None
+        end = max(end or 0.0, r.record_range.end_time_exclusive().to_seconds())
+    # the same window on another track (linked sound) is the same place as the picture's
+    merged: list[list[RetakenClip]] = []
+    for place in places:
+        span = (min(r.record_range.start_time.to_seconds() for r in place),
+                max(r.record_range.end_time_exclusive().to_seconds() for r in place))
+        for other in merged:
+            o = (min(r.record_range.start_time.to_seconds() for r in other),
+                 max(r.record_range.end_time_exclusive().to_seconds() for r in other))
+            if span[0] < o[1] + 1e-6 and o[0] < span[1] + 1e-6:
+                other.extend(place)
+                break
+        else:
+            merged.append(place)
+    return merged
+
+
+def _span_text(place: list[RetakenClip]) -> str:
+    first = min(place, key=lambda r: r.record_range.start_time.to_seconds())
+    last = max(place, key=lambda r: r.record_range.end_time_exclusive().to_seconds())
+    return f"{first.record_timecode.split('-')[0]}-{last.record_timecode.split('-')[1]}"
 
 
 def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str | None = None) -> list[RetakenClip]:
@@ -79,24 +108,34 @@ def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str
     wanted = _normalise_version(version)
     name = clip.strip()
     matches = [r for r in list_versions(timeline)
-               if r.original_name == name or r.clip.name == name or name.startswith(shot_name(r.original_name) + "_retake_v")]
+               if r.original_name == name or r.clip.name == name or name.startswith(version_name(r.original_name, 1)[:-3])]
     if at:
         matches = [r for r in matches if r.record_timecode.startswith(at.strip()) or at.strip() in r.record_timecode]
     if not matches:
         raise SelectionError(f"No retaken clip {name!r}{' at ' + at if at else ''}; `ltx-retake versions` lists them.")
     splices = [r for r in matches if r.placement == "splice"]
-    if len({r.record_timecode for r in splices}) > 1:
-        where = ", ".join(r.record_timecode for r in splices)
+    places = _places(splices)
+    holding = [place for place in places if wanted == ORIGINAL or any(wanted in r.versions for r in place)]
+    if len(places) > 1 and (len(holding) > 1 or wanted == ORIGINAL) and not at:
+        where = ", ".join(_span_text(place) for place in places)
         raise SelectionError(f"{name!r} was retaken in several places ({where}); pick one with --at TIMECODE.")
+    if wanted != ORIGINAL and splices and not holding:
+        have = sorted({v for r in splices for v in r.versions})
+        raise SelectionError(f"{name!r} has no version {version!r}; it has: original, {', '.join(have)}.")
+    chosen = {id(r) for place in holding for r in place}
     changed = []
     for r in matches:
-        if wanted != ORIGINAL and wanted not in r.versions and r.placement == "splice":
-            raise SelectionError(f"{r.original_name!r} at {r.record_timecode} has no version {version!r}; it has: original, {', '.join(r.versions)}.")
         if r.placement == "splice":
-            key = otio.schema.Clip.DEFAULT_MEDIA_KEY if wanted == ORIGINAL else wanted
+            if id(r) not in chosen:
+                continue
+            # a piece of the window that this version does not cover shows the original there
+            shows = wanted if wanted in r.versions else ORIGINAL
+            key = otio.schema.Clip.DEFAULT_MEDIA_KEY if shows == ORIGINAL else shows
             r.clip.active_media_reference_key = key
-            r.clip.name = r.original_name if wanted == ORIGINAL else f"{shot_name(r.original_name)}_{wanted}"
-            r.clip.metadata[NS]["active"] = wanted
+            r.clip.name = r.original_name if shows == ORIGINAL else version_name(r.original_name, version_number(shows))
+            meta = dict(r.clip.metadata[NS])
+            meta["active"] = shows
+            r.clip.metadata[NS] = meta
         else:  # a retake placed above: it shows only when it is the one asked for
             r.clip.enabled = wanted in r.versions
         changed.append(r)

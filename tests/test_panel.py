@@ -285,3 +285,17 @@ def test_an_edl_that_does_not_say_its_rate_opens_at_the_rate_the_editor_picks(qt
     assert w.open(edl)
     tl = w.session.document.timeline
     assert tl.global_start_time.rate == 25 and tl.duration().value == 100
+
+
+def test_the_context_control_changes_what_is_sent_and_the_plan_follows(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=8.0)
+    w = window()
+    assert w.open(cut)
+    _select_range(qtbot, w, 72, 132)                      # 2.5 s inside B
+    _retake_ready(qtbot, w, "fog")
+    assert "context 0.92 s + 0.96 s: input 4.38 s" in w.form.window_text.text()   # 60 + 48 -> 105 frames (8k+1)
+    w.form.context.setValue(2.0)
+    qtbot.waitUntil(lambda: "input 6.38 s" in w.form.window_text.text(), timeout=20_000)   # 60 + 96 -> 153 frames
+    w.form.context_max.setChecked(True)
+    qtbot.waitUntil(lambda: "input 7.71 s" in w.form.window_text.text(), timeout=20_000)   # all 8 s of media: 185 frames
+    assert not w.form.context.isEnabled()

@@ -222,6 +222,22 @@ def test_linked_sound_takes_a_sound_changing_retake_too():
     assert [r.active for r in list_versions(tl)] == ["original", "original"]
 
 
+def test_a_second_retake_over_the_pieces_of_a_retaken_shot_reaches_its_split_sound_too():
+    from dataclasses import replace
+
+    tl = three_clips()
+    a1 = with_sound(tl, [clip("a", "/m/a.mov", 86400, 96), clip("b", "/m/a.mov", 86400 + 200, 240), clip("c", "/m/a.mov", 86400, 96)])
+    p = replace(plan_for(tl, "01:00:06:00", "01:00:09:00"), mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    for part in (p, *linked_sound(tl, p)):
+        splice_version(tl, part, version(p, 1))
+    wider = replace(plan_for(tl, "01:00:05:00", "01:00:11:00"), mode=RetakeMode.REPLACE_AUDIO_AND_VIDEO)
+    (sound,) = linked_sound(tl, wider)      # the sound is in three pieces now: still the picture's own
+    for part in (wider, sound):
+        splice_version(tl, part, version(wider, 2))
+    assert [it.name for it in tl.tracks[0]] == [it.name for it in a1] == \
+        ["a", "b", "b_retake_v002", "b_retake_v002", "b_retake_v002", "b", "c"]
+
+
 @pytest.mark.parametrize("sound", [
     clip("b", "/m/other.wav", 86400 + 200, 240),   # another file: not linked
     clip("b", "/m/a.mov", 86400 + 203, 240),       # slipped three frames: out of sync, not linked

@@ -19,7 +19,7 @@ def connect_resolve(connect=None):
     """Connect to the running Resolve on a thread while the event loop runs (the call can take seconds, and in the
     Scripts-menu route it crosses a socket); returns the bridge or raises what the connection raised."""
     if connect is None:
-        from ..resolve_cli import bridge as connect
+        from ..compose import live_nle as connect
     done: dict = {}
     loop = QEventLoop()
 

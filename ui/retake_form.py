@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QPlainTextEdit, QPushButton,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMenu,
+                               QPlainTextEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..compose import model_for
 from ..ports import RetakeMode
@@ -47,6 +47,18 @@ class RetakeForm(QWidget):
         self.placement = QComboBox()
         for text, name in PLACEMENTS:
             self.placement.addItem(text, name)
+        self.context = QDoubleSpinBox()
+        self.context.setRange(0.0, 10.0)
+        self.context.setSingleStep(0.25)
+        self.context.setDecimals(2)
+        self.context.setSuffix(" s each side")
+        self.context.setToolTip("Footage sent on each side of the window, for the model to match: billed like the window")
+        self.context_max = QCheckBox("all the service takes")
+        self.full_res = QCheckBox("Send the picture at its own size (larger than 1920x1080 costs upload time, not money)")
+        self.dissolve = QSpinBox()
+        self.dissolve.setRange(0, 48)
+        self.dissolve.setSuffix(" frames")
+        self.dissolve.setSpecialValueText("a cut")
         self.window_text = QLabel("Select a clip or a range on the timeline.")
         self.window_text.setWordWrap(True)
         self.window_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -68,6 +80,12 @@ class RetakeForm(QWidget):
         form.addRow("Service", self.service)
         form.addRow("Model", self.model)
         form.addRow("Result", self.placement)
+        context = QHBoxLayout()
+        context.addWidget(self.context, 1)
+        context.addWidget(self.context_max)
+        form.addRow("Context", context)
+        form.addRow("Edges", self.dissolve)
+        form.addRow("", self.full_res)
         self.resolve_placement = QLabel("A whole clip becomes a take on it; part of a clip goes on a free track above.")
         self.resolve_placement.setWordWrap(True)
         form.addRow("In Resolve", self.resolve_placement)
@@ -84,19 +102,40 @@ class RetakeForm(QWidget):
         layout.addStretch(1)
 
         self._fill_recent()
+        self._take_settings()
         self._service_changed()
         self.prompt.textChanged.connect(self.changed)
         self.mode.currentIndexChanged.connect(self.changed)
         self.service.currentIndexChanged.connect(self._service_changed)
         self.model.editingFinished.connect(self.changed)
         self.placement.currentIndexChanged.connect(self.changed)
+        self.context.valueChanged.connect(self.changed)
+        self.context_max.toggled.connect(self._context_changed)
+        self.dissolve.valueChanged.connect(self.changed)
+        self.full_res.toggled.connect(self.changed)
         self.retake.clicked.connect(self.retakeClicked)
 
     # ---- fields ----------------------------------------------------------------------------------------------
 
     def use_settings(self, settings: Settings) -> None:
         self.settings = settings
+        self._take_settings()
         self._service_changed()
+
+    def _take_settings(self) -> None:
+        """The context and edges start as the settings say (context_s, dissolve_frames)."""
+        for widget in (self.context, self.context_max, self.dissolve):
+            widget.blockSignals(True)
+        self.context_max.setChecked(self.settings.context_s is None)
+        self.context.setValue(self.settings.context_s if self.settings.context_s is not None else 1.0)
+        self.context.setEnabled(self.settings.context_s is not None)
+        self.dissolve.setValue(self.settings.dissolve_frames)
+        for widget in (self.context, self.context_max, self.dissolve):
+            widget.blockSignals(False)
+
+    def _context_changed(self) -> None:
+        self.context.setEnabled(not self.context_max.isChecked())
+        self.changed.emit()
 
     def _service_changed(self) -> None:
         provider = self.service.currentData()
@@ -106,7 +145,9 @@ class RetakeForm(QWidget):
     def request(self, *, clips=(), range=None, track=None) -> Request:
         return Request(self.prompt.toPlainText().strip(), RetakeMode(self.mode.currentData()), self.service.currentData(),
                        self.model.text().strip() or model_for(self.service.currentData(), self.settings, None),
-                       self.placement.currentData(), tuple(clips), range, track)
+                       self.placement.currentData(), tuple(clips), range, track,
+                       context_s=None if self.context_max.isChecked() else self.context.value(),
+                       full_res=self.full_res.isChecked(), dissolve_frames=self.dissolve.value())
 
     def show_resolve_placement(self) -> None:
         """Resolve mode: where a version lands follows from what it covers, so the Result choice gives way to that."""
@@ -161,8 +202,9 @@ class RetakeForm(QWidget):
         for jobs in planned.jobs:
             for job in jobs:
                 p = job.plan
+                before, after = (n / float(p.media.frame_rate) for n in p.context)
                 lines.append(f"{p.label}: {p.record_timecode}, {p.window_frames} frames ({p.duration:.2f} s); "
-                             f"input {p.input_seconds:.2f} s with handles")
+                             f"context {before:.2f} s + {after:.2f} s: input {p.input_seconds:.2f} s")
                 lines.extend(f"  note: {note}" for note in p.notes)
         lines.extend(planned.landing[:3])
         if len(planned.landing) > 3:

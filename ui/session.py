@@ -28,7 +28,9 @@ from ..ports import RetakeMode
 from ..progress import JobEvent, Step
 from ..runner import Job, Outcome, RetakeOrder, default_media_dir, job_from_record, prepare, splice_into
 from ..selection import record_timecode, timeline_rate, track_label
-from ..settings import Settings, journal_path
+from ..limits import DEFAULT_CONTEXT_S
+from ..settings import Settings, journal_path, parse_size
+from ..metadata import version_key
 from ..splice import describe_landing
 from ..versions import ORIGINAL, list_versions, use_version
 from .worker import worker_main
@@ -101,6 +103,9 @@ class Request:
     clips: tuple[tuple[int, int], ...] = ()      # (track index, #N among the track's clips)
     range: tuple[int, int] | None = None          # record frames from the timeline's start, out exclusive
     track: int | None = None                      # the track a range applies to
+    context_s: float | None = DEFAULT_CONTEXT_S   # footage sent each side of the window (None: all the service takes)
+    full_res: bool = False                        # send the picture at its own size
+    dissolve_frames: int = 0                      # a changed picture dissolves over this many frames at each edge
 
 
 @dataclass
@@ -245,7 +250,9 @@ class Session(QObject):
         base = dict(timeline=snapshot, prompt=request.prompt, mode=request.mode, provider=request.provider,
                     model=request.model, placement=request.placement, media_dir=self.media_dir(),
                     media_root=doc.path.parent if doc.path else None, max_parallel=self.max_parallel,
-                    delivery=self.delivery, path_maps=maps, media_search=folders)
+                    delivery=self.delivery, path_maps=maps, media_search=folders, context_s=request.context_s,
+                    max_size=None if request.full_res else parse_size(self.settings.input_max_size),
+                    crossfade_ms=self.settings.audio_crossfade_ms, dissolve_frames=request.dissolve_frames)
         tl = doc.timeline
         if request.range is not None:
             a, b = request.range
@@ -416,7 +423,9 @@ class Session(QObject):
         rate = float(timeline_rate(self.document.timeline))
         a = round(p.record_range.start_time.rescaled_to(rate).value)
         b = round(p.record_range.end_time_exclusive().rescaled_to(rate).value)
-        req = Request(p.prompt, p.mode, p.provider, p.model, state.order.placement, range=(a, b), track=p.track_index)
+        order = state.order
+        req = Request(p.prompt, p.mode, p.provider, p.model, order.placement, range=(a, b), track=p.track_index,
+                      context_s=order.context_s, full_res=order.max_size is None, dissolve_frames=order.dissolve_frames)
         return self.start(req)
 
     def in_flight(self) -> int:
@@ -535,7 +544,7 @@ def _show(timeline, job: Job, version: str) -> None:
 
 
 def _version_key(job: Job) -> str:
-    return f"retake_v{job.version.number:03d}"
+    return version_key(job.version.number)
 
 
 
