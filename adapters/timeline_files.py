@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import re
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -109,18 +108,26 @@ def _normalise(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
 # A real timeline nests a few dozen levels of JSON (timeline, stack, track, clip, reference, metadata; a nest adds
 # about four). OTIO's reader recurses once per level: tens of thousands take minutes, and more crash the interpreter.
 MAX_JSON_DEPTH = 1000
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_CHUNK = 8 << 20
 
 
 def json_depth(data: bytes) -> int:
-    """How deep JSON nests: one pass over the bytes, strings skipped, no tree built (a damaged file gives a guess)."""
-    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    steps = np.frombuffer(brackets, dtype=np.uint8)
-    depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1), dtype=np.int64)
-    return int(depth.max())
+    """How deep JSON nests, in one pass over the bytes (8 MB at a time, a fifth of OTIO's own read), strings skipped
+    (escapes first: a `\\\\` pair, then an escaped quote, are taken out), no tree built; a damaged file gives a guess."""
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    deepest = depth = 0
+    inside = 0                      # 1 while in a string, carried from one chunk to the next
+    for start in range(0, len(data), _CHUNK):
+        a = np.frombuffer(data, dtype=np.uint8, count=min(_CHUNK, len(data) - start), offset=start)
+        parity = np.bitwise_xor.accumulate((a == ord('"')).view(np.uint8)) ^ inside
+        opening = (a == ord("[")) | (a == ord("{"))
+        keep = (opening | (a == ord("]")) | (a == ord("}"))) & (parity == 0)
+        if keep.any():
+            levels = depth + np.cumsum(np.where(opening[keep], 1, -1), dtype=np.int64)
+            deepest, depth = max(deepest, int(levels.max())), int(levels[-1])
+        inside = int(parity[-1]) if a.size else inside
+    return deepest
 
 
 def _otio_json_of(path: Path) -> list[tuple[str, bytes]]:
