@@ -1,7 +1,8 @@
 """The timeline view: tracks, clips, markers, the playhead, selections and planned retakes, drawn with QPainter.
 
 One widget paints the whole timeline itself (no item per clip), so a 10,000-clip cut shows and zooms quickly:
-an index built once per timeline holds every track's item start and end frames in numpy arrays; a paint
+an index built once per timeline (`ltx_retake.ui.timeline_model.TimelineIndex`, Qt-free) holds every track's
+item start and end frames in numpy arrays; a paint
 looks up only the items in the visible frame span, and items narrower than a few pixels are merged into one
 bar per run (level of detail), so a fit-all view draws at most about one rectangle per pixel column per track.
 
@@ -12,7 +13,8 @@ edits the timeline: after the timeline object changes (a version switched, a ret
 
 Mouse and keys follow NLE habits: click a clip to select it (shift or ctrl click adds or removes), click empty
 space to clear, drag on the ruler to mark a range, click the ruler to move the playhead, I and O mark in and
-out at the playhead, Left/Right step a frame (shift: a second), Home/End, + / = / - zoom, \\ fits, Escape
+out at the playhead, Left/Right step a frame (shift: a second), Home/End, J/K/L ask for playback (the window's
+transport plays), + / = / - zoom, \\ fits, Escape
 clears; the wheel scrolls (ctrl+wheel zooms around the pointer); a right click on a clip asks for its menu.
 """
 
@@ -64,6 +66,7 @@ _RANGE = QColor(90, 160, 255, 70)
 _RANGE_EDGE = QColor(120, 180, 255)
 _WINDOW = QColor(255, 128, 0, 170)
 _WINDOW_EDGE = QColor(255, 170, 60)
+_WINDOW_LINKED = QColor(255, 128, 0, 120)
 _HANDLES = QColor(255, 210, 140, 60)
 _HANDLES_HATCH = QColor(255, 210, 140, 150)
 _BADGE = QColor("#f0a030")
@@ -100,6 +103,8 @@ class TimelineView(QWidget):
 
     selectionChanged = Signal()
     playheadMoved = Signal(int)
+    scrubbed = Signal()                              # the user moved the playhead (keys, ruler): playback stops
+    shuttleRequested = Signal(int)                   # J -1, K 0, L +1
     clipMenuRequested = Signal(int, object, QPoint)  # track index, the otio Clip, global position
 
     def __init__(self, parent: QWidget | None = None):
@@ -787,19 +792,38 @@ class TimelineView(QWidget):
                 p.fillRect(QRect(x - 1, y, 2, h), _RANGE_EDGE)
 
     def _paint_overlay(self, p: QPainter, ov: Overlay, y: int) -> None:
+        """A planned job on its track item: the item outlined (dashed: linked sound), the window to regenerate, and the
+        context handles in the item's own media lane (the lower part of the clip; where the handles reach past the
+        clip's cut, a thin line under the neighbours, never over them)."""
+        lo, hi = _HEADER_W - 4, self._content_right + 4
+        top, height = y + _CLIP_PAD, _ROW_H - 2 * _CLIP_PAD
         ha, hb = self.x_of(ov.handles[0]), self.x_of(ov.handles[1])
         wa, wb = self.x_of(ov.window[0]), self.x_of(ov.window[1])
-        lo, hi = _HEADER_W - 4, self._content_right + 4
-        band = QRect(max(ha, lo), y + 1, max(1, min(hb, hi) - max(ha, lo)), _ROW_H - 2)
-        if hb > lo and ha < hi:
-            p.fillRect(band, _HANDLES)
-            p.fillRect(band, QBrush(_HANDLES_HATCH, Qt.BrushStyle.FDiagPattern))
+        ia, ib = (self.x_of(ov.item[0]), self.x_of(ov.item[1])) if ov.item is not None else (wa, wb)
+        lane_h = max(6, height // 3)
+        lane = QRect(max(max(ha, ia), lo), top + height - lane_h, 0, lane_h)
+        lane.setRight(min(min(hb, ib), hi) - 1)
+        if lane.width() > 0:
+            p.fillRect(lane, _HANDLES)
+            p.fillRect(lane, QBrush(_HANDLES_HATCH, Qt.BrushStyle.FDiagPattern))
+        line_y = y + _ROW_H - 2
+        for a, b in ((ha, ia), (ib, hb)):      # media beyond the cut: a line in the gap under the clips
+            a, b = max(a, lo), min(b, hi)
+            if b > a:
+                p.fillRect(QRect(a, line_y, b - a, 2), _HANDLES_HATCH)
+                for x in (a, b - 1):
+                    if x in (max(ha, lo), min(hb, hi) - 1):
+                        p.fillRect(QRect(x, line_y - 3, 1, 5), _HANDLES_HATCH)
         if wb > lo and wa < hi:
-            win = QRect(max(wa, lo), y + 1, max(2, min(wb, hi) - max(wa, lo)), _ROW_H - 2)
-            p.fillRect(win, _WINDOW)
+            win = QRect(max(wa, lo), top, max(2, min(wb, hi) - max(wa, lo)), height)
+            p.fillRect(win, _WINDOW if not ov.linked else _WINDOW_LINKED)
             p.setPen(QPen(_WINDOW_EDGE, 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(win.adjusted(1, 1, -1, -1))
+        if ov.item is not None and ib > lo and ia < hi:
+            p.setPen(QPen(_WINDOW_EDGE, 2, Qt.PenStyle.DashLine if ov.linked else Qt.PenStyle.SolidLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRect(max(ia, lo), top - 1, min(ib, hi) - max(ia, lo), height + 1))
 
     def _paint_header(self, p: QPainter, row: _Row, y: int, is_target: bool, fm: QFontMetrics) -> None:
         rect = QRect(0, y, _HEADER_W, _ROW_H)
@@ -914,6 +938,7 @@ class TimelineView(QWidget):
         if y < _RULER_H:
             if button == Qt.MouseButton.LeftButton and _HEADER_W <= x < self._content_right:
                 self._drag = {"anchor": self._clamp_boundary(self._boundary_at(x)), "x": x, "ranging": False}
+                self.scrubbed.emit()
                 self._move_playhead(self.frame_at(int(x)), follow=False)
             return
         r = self._row_at(int(y))
@@ -996,11 +1021,16 @@ class TimelineView(QWidget):
             self._set_marks(start, out, clear_clips=True)
         elif key in (K.Key_Left, K.Key_Right):
             step = self._nominal if shift else 1
+            self.scrubbed.emit()
             self.set_playhead(self._playhead + (step if key == K.Key_Right else -step))
         elif key == K.Key_Home:
+            self.scrubbed.emit()
             self.set_playhead(0)
         elif key == K.Key_End:
+            self.scrubbed.emit()
             self.set_playhead(self._max_frame())
+        elif key in (K.Key_J, K.Key_K, K.Key_L):
+            self.shuttleRequested.emit({K.Key_J: -1, K.Key_K: 0, K.Key_L: 1}[key])
         elif key in (K.Key_Plus, K.Key_Equal):
             self.zoom_in()
         elif key in (K.Key_Minus, K.Key_Underscore):
