@@ -14,7 +14,7 @@ from .media_conform import conform_clip
 from .media_cut import cut_clip
 from .media_play import FrameReader, read_sound
 from .media_probe import probe_media, read_frames, verify_clip
-from .media_sheet import SheetItem, contact_sheet
+from .media_sheet import SheetItem, contact_sheet, retake_sheet
 
 __all__ = ["FfmpegMediaTool"]
 
@@ -62,3 +62,7 @@ class FfmpegMediaTool:
                       thumb_height: int = 120) -> Path:
         """A PNG of labelled thumbnail rows, e.g. [("before", [(src, 10), (src, 20)]), ("after", [...])]."""
         return contact_sheet(rows, Path(dest), thumb_height=thumb_height)
+
+    def retake_sheet(self, plan, version, dest: Path, *, thumb_height: int = 90) -> Path:
+        """A retake's before/after sheet: record timecodes, clip, prompt and version, frames on both sides of each edge."""
+        return retake_sheet(plan, version, Path(dest), thumb_height=thumb_height)

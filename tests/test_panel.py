@@ -93,7 +93,7 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
 
     _select_range(qtbot, w, 36, 84)          # two seconds inside clip B
     _retake_ready(qtbot, w, "a stormy sky")
-    assert "B on V1: 01:00:01:12-01:00:03:12, 48 frames" in w.form.window_text.text()
+    assert "B on V1: 01:00:01:12-01:00:03:11, 48 frames" in w.form.window_text.text()
     assert "$0.00" in w.form.cost.text() or "local" in w.form.cost.text()
     assert w.view.overlays(), "the view draws the planned window and handles before sending"
 

@@ -70,6 +70,7 @@ class RetakeForm(QWidget):
         self.retake = QPushButton("Retake")
         self.retake.setEnabled(False)
         self.retake.setDefault(True)
+        self.span_text = None     # how a planned record range is written (the window: inclusive, as marks read)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Prompt"))
@@ -203,7 +204,8 @@ class RetakeForm(QWidget):
             for job in jobs:
                 p = job.plan
                 before, after = (n / float(p.media.frame_rate) for n in p.context)
-                lines.append(f"{p.label}: {p.record_timecode}, {p.window_frames} frames ({p.duration:.2f} s); "
+                span = self.span_text(p.record_range) if self.span_text is not None else p.record_timecode
+                lines.append(f"{p.label}: {span}, {p.window_frames} frames ({p.duration:.2f} s); "
                              f"context {before:.2f} s + {after:.2f} s: input {p.input_seconds:.2f} s")
                 lines.extend(f"  note: {note}" for note in p.notes)
         lines.extend(planned.landing[:3])

@@ -31,8 +31,8 @@ from ..plan import time_scalar
 from ..selection import clip_showing, clips_on_track, timeline_rate, track_label, visible_range
 from ..timing import exact_rate, is_drop_frame_rate
 
-__all__ = ["ClipPick", "Overlay", "Picture", "SoundPiece", "TimelineIndex", "TrackRow", "badge_text", "CLIP", "NESTED",
-           "OTHER"]
+__all__ = ["ClipPick", "Overlay", "Picture", "SoundPiece", "TimelineIndex", "TrackRow", "badge_text", "inclusive_span",
+           "short_version", "CLIP", "NESTED", "OTHER"]
 
 _RT = otio.opentime.RationalTime
 _TR = otio.opentime.TimeRange
@@ -119,6 +119,17 @@ def active_version(clip) -> str:
     """The key of the reference a clip shows: "original" or a version key."""
     key = clip.active_media_reference_key
     return "original" if key == otio.schema.Clip.DEFAULT_MEDIA_KEY else str(key)
+
+
+def inclusive_span(timeline, rng: otio.opentime.TimeRange) -> str:
+    """A record range as NLEs show marks: its first and its last frame ('01:00:06:12-01:00:09:00' for a range whose
+    out point, exclusive, is 01:00:09:01)."""
+    from ..selection import record_timecode
+
+    last = rng.end_time_exclusive() - _RT(1, float(timeline_rate(timeline)))
+    if last < rng.start_time:
+        last = rng.start_time
+    return f"{record_timecode(timeline, rng.start_time)}-{record_timecode(timeline, last)}"
 
 
 def _frames_array(frames) -> np.ndarray:
@@ -446,12 +457,19 @@ class TimelineIndex:
             return Picture(frame, row.track_index, clip, active_version(clip), media_time, offline)
         return Picture(frame)
 
-    def sound_at(self, a: int, b: int) -> list[SoundPiece]:
-        """The enabled audio clips that play over track frames [a, b), each with its part of the span."""
+    def timecode_time(self, frame: int) -> otio.opentime.RationalTime:
+        """A track frame as a time at the timeline's rate (for `record_timecode`)."""
+        return _RT(frame, self.fps)
+
+    def sound_at(self, a: int, b: int, *, video: bool = False) -> list[SoundPiece]:
+        """The enabled audio clips that play over track frames [a, b), each with its part of the span. `video`: the
+        top enabled video track's clips instead (their media's own sound, for a timeline with no audio tracks)."""
         out: list[SoundPiece] = []
         for row in self.rows:
-            if row.video or not row.enabled or not len(row.starts):
+            if row.video != video or not row.enabled or not len(row.starts):
                 continue
+            if video and out:
+                break
             i0 = int(np.searchsorted(row.ends, a, side="right"))
             i1 = int(np.searchsorted(row.starts, b, side="left"))
             for i in range(i0, i1):

@@ -381,6 +381,18 @@ class TimelineView(QWidget):
             return None
         return self._mark_in, self._mark_out
 
+    def marks_text(self) -> str:
+        """The marks as NLEs show them, both inclusive: 'In 01:00:06:12  Out 01:00:09:00  (61 frames)'."""
+        a, b = self._mark_in, self._mark_out
+        parts = []
+        if a is not None:
+            parts.append(f"In {self._timecode(a)}")
+        if b is not None:
+            parts.append(f"Out {self._timecode(b - 1)}")
+        if a is not None and b is not None and b > a:
+            parts.append(f"({b - a} frames)")
+        return "  ".join(parts)
+
     def marks(self) -> tuple[int | None, int | None]:
         """The in and out marks as they are, either possibly unset."""
         return self._mark_in, self._mark_out
