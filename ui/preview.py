@@ -281,6 +281,7 @@ class PreviewPane(QWidget):
     accepted = Signal()     # Accept: the caller makes the version active
     discarded = Signal()
     offerClicked = Signal()  # the offered retake (set_offer) is wanted
+    sheetRequested = Signal()  # a contact sheet of what is reviewed
     _soundReady = Signal(int, object, object)   # generation, PCM or None, error sentence or None (from a thread)
 
     def __init__(self, read_frames: ReadFrames, parent=None, *, sound=None, read_sound: ReadSound | None = None,
@@ -376,6 +377,10 @@ class PreviewPane(QWidget):
         self._discard = QPushButton("Discard", objectName="discard")
         self._discard.setToolTip("Drop this version; the timeline keeps what it had.")
         self._discard.clicked.connect(self._on_discard)
+        self._sheet = QPushButton("Contact Sheet", objectName="sheet")
+        self._sheet.setToolTip("Write a PNG of the retake: record timecodes, clip, prompt and version, with frames on both "
+                               "sides of each edge of the window.")
+        self._sheet.clicked.connect(self.sheetRequested)
         self._accept = QPushButton("Accept", objectName="accept")
         self._accept.setToolTip("Make this version the clip's active version.")
         self._accept.clicked.connect(self._on_accept)
@@ -383,6 +388,7 @@ class PreviewPane(QWidget):
             buttons.addWidget(w)
         buttons.addWidget(self._no_sound_label, 1)
         buttons.addStretch(1)
+        buttons.addWidget(self._sheet)
         buttons.addWidget(self._discard)
         buttons.addWidget(self._accept)
         outer.addLayout(buttons)
@@ -391,7 +397,7 @@ class PreviewPane(QWidget):
         self._timer.timeout.connect(self._tick)
 
     # ---- public -------------------------------------------------------------------------------------
-    def show_takes(self, before: Take, after: Take, *, decide: bool = True) -> None:
+    def show_takes(self, before: Take, after: Take, *, decide: bool = True, sheet: bool = False) -> None:
         """Show `before` as A and `after` as B from the first frame of the window, the split in the middle."""
         self._stop_playing()
         self._generation += 1
@@ -415,6 +421,7 @@ class PreviewPane(QWidget):
             w.setEnabled(True)
         self._accept.setVisible(decide)
         self._discard.setVisible(decide)
+        self._sheet.setVisible(sheet)
         self._wipe.hint = ""
         self._offer.hide()
         self._play.setEnabled(self._sound is not None)
@@ -446,6 +453,7 @@ class PreviewPane(QWidget):
             w.setEnabled(False)
         self._accept.hide()
         self._discard.hide()
+        self._sheet.hide()
         self._wipe.images = (None, None)
         self._show_offer()
 

@@ -104,6 +104,7 @@ class RetakeWindow(QMainWindow):
 
     takesReady = Signal(object, object, bool, str, str)   # before, after, decide, run key, job id (from a thread)
     soundReady = Signal(int, object)                       # the first frame of a decoded stretch of timeline sound, PCM
+    sheetWritten = Signal(str)                             # the sentence saying where a contact sheet went (or why not)
 
     def __init__(self, settings: Settings | None = None, *, qsettings: QSettings | None = None, local_config=None,
                  dialogs: Dialogs | None = None, sound=_NO_SOUND):
@@ -123,6 +124,7 @@ class RetakeWindow(QMainWindow):
         self.form = RetakeForm(self.settings, self.qsettings)
         self.form.span_text = lambda rng: inclusive_span(self.session.document.timeline, rng)
         self.jobs = JobsView()
+        self.jobs.setMinimumWidth(330)          # the clip, its step and what it offers (Review, Retry, Cancel) always show
         self.monitor = Monitor(self.frames.read, self.media.probe)
         self.monitor.set_sound_note(no_sound)
         self.transport = Transport(self)
@@ -205,6 +207,8 @@ class RetakeWindow(QMainWindow):
         self.transport.speedChanged.connect(self._speed_changed)
         self.soundReady.connect(self._play_sound)
         self.preview.offerClicked.connect(self.review_newest)
+        self.preview.sheetRequested.connect(lambda: self.contact_sheet(*self._reviewing) if self._reviewing else None)
+        self.sheetWritten.connect(self.say)
         self.view.clipMenuRequested.connect(self._clip_menu)
         self.form.changed.connect(self._replan)
         self.form.retakeClicked.connect(self.retake)
@@ -489,7 +493,11 @@ class RetakeWindow(QMainWindow):
                         overlays.append(Overlay(linked.track_index, (a, b), (a - before, b + after), "",
                                                 index.item_span(linked.track_index, a + 0.5), linked=True))
         if overlays and planned.landing:
-            overlays[0] = dataclasses.replace(overlays[0], text=planned.landing[0])
+            first = planned.jobs[0][0].plan if planned.jobs and planned.jobs[0] else None
+            text = planned.landing[0]
+            if first is not None:   # the span as marks read: its last frame, not the exclusive out point
+                text = text.replace(first.record_timecode, inclusive_span(timeline, first.record_range))
+            overlays[0] = dataclasses.replace(overlays[0], text=text)
         return overlays
 
     def retake(self) -> None:
@@ -588,6 +596,7 @@ class RetakeWindow(QMainWindow):
 
     def _history(self, step, verb: str, nothing: str) -> None:
         self.transport.stop()
+        self._relinker = None                    # an undone relink finds media as before it
         label = step()
         if label is None:
             self.say(nothing)
@@ -595,8 +604,8 @@ class RetakeWindow(QMainWindow):
         if self._reviewing is not None and self.preview.reviewing():
             key, job_id = self._reviewing
             self.review(key, job_id)             # Accept/Discard come back when the undo puts it back in review
-        self._relinker = None
         self.show_offline()
+        self._show_at(self.view.playhead())
         self._history_actions()
         self._replan()
         resolve = " (in this panel; what was put back in Resolve stays there: use Resolve's own Undo)" \
@@ -761,8 +770,32 @@ class RetakeWindow(QMainWindow):
         first = round((p.source_range.start_time - p.version_range.start_time).to_seconds() * rate)
         before = Take("original", Path(p.media.path), p.window_start_frame, p.window_frames, rate)
         after = Take(f"v{job.version.number:03d}", job.version.path, max(0, first), p.window_frames, rate)
-        self.preview.show_takes(before, after, decide=job_id in state.pending)
+        self.preview.show_takes(before, after, decide=job_id in state.pending, sheet=True)
         self.viewer.setCurrentWidget(self.preview)
+
+    def contact_sheet(self, key: str, job_id: str, *, wait: bool = False) -> Path | None:
+        """Write the retake's contact sheet beside its version file (off the GUI thread unless `wait`): record
+        timecodes, clip, prompt and version, frames on both sides of each edge. Returns where it goes."""
+        state = self.session.runs.get(key)
+        job = state.jobs.get(job_id) if state else None
+        if job is None or job.version is None:
+            return None
+        dest = job.version.path.with_name(f"{job.version.path.stem}_sheet.png")
+        media = self.media
+
+        def work() -> None:
+            try:
+                media.retake_sheet(job.plan, job.version, dest)
+                self.sheetWritten.emit(f"Contact sheet written: {dest}")
+            except (RetakeError, OSError) as exc:
+                self.sheetWritten.emit(f"No contact sheet: {redact(str(exc))}")
+
+        if wait:
+            work()
+        else:
+            threading.Thread(target=work, name="ltx-retake-sheet", daemon=True).start()
+            self.say(f"Writing the contact sheet to {dest}…")
+        return dest
 
     def _decide(self, accept: bool) -> None:
         if self._reviewing is None:
