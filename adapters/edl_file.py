@@ -32,7 +32,7 @@ import opentimelineio as otio
 
 from ..document import ReadOptions
 from ..errors import InputError, RateUndecidedError, TimelineReadError
-from ..metadata import NS
+from ..metadata import NS, is_version_key
 from ..origin import added_tracks, origin_of, pieces_by_origin, stamp, unchanged
 from ..relink import HINTS
 from ..timing import exact_rate, format_timecode, is_drop_frame_rate, parse_timecode, rate_text
@@ -808,7 +808,7 @@ def _rebuild_versions(clip: otio.schema.Clip, original: dict, versions: list[dic
     provenance = {}
     for v in versions:
         key = str(v.get("key") or "")
-        if not re.fullmatch(r"retake_v\d{3,}", key):
+        if not is_version_key(key):
             continue
         start = v.get("start") or ""
         try:

@@ -87,6 +87,19 @@ def version_info(item: Any) -> dict | None:
     return None
 
 
+def versions_info(item: Any) -> list[dict]:
+    """The provenance of every LTX retake marker on an item (a clip with several takes carries one per version)."""
+    found = []
+    for marker in (item.GetMarkers() or {}).values():
+        try:
+            data = json.loads((marker or {}).get("customData") or "")
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if isinstance(data, dict) and data.get(NS):
+            found.append(data)
+    return found
+
+
 def _original(item: Any, features: Features) -> tuple[Any, float, float | None]:
     """The item's own media, source in-point and source span (None: unknown), whichever take it shows.
 
@@ -142,7 +155,11 @@ def _clip(item: Any, kind: str, index: int, rate: Fraction, features: Features) 
     made = version_info(item) if kind == "video" else None
     if made and made.get("source_item") != meta["item"]:
         meta["version_of"] = made.get("source_item")  # an LTX retake placed above its clip
-    clip.metadata[NS] = {"resolve": meta}
+    ours: dict = {"resolve": meta}
+    numbers = [int(v) for v in (d.get("version") for d in versions_info(item)) if str(v).isdigit()] if made else []
+    if numbers and made.get("clip"):  # versions count per clip: this clip's (or the clip it retakes) go on from here
+        ours.update(original_name=str(made["clip"]), version=max(numbers))
+    clip.metadata[NS] = ours
     return clip
 
 

@@ -32,7 +32,7 @@ import opentimelineio as otio
 from ..atomic import check_writable, write_atomic
 from ..document import Document, ReadOptions
 from ..errors import InputError, RetakeError, TimelineReadError
-from ..metadata import NS
+from ..metadata import has_versions
 from ..paths import same_file
 from ..relink import Relinker
 from ..selection import require_lengths
@@ -167,7 +167,7 @@ def read_document(path: str | Path, options: ReadOptions = ReadOptions(), *, pro
         raise
     except RecursionError:
         raise TimelineReadError(f"{path.name} nests too deeply to read; export it again flattened, or as .otio.") from None
-    except Exception as exc:  # a library's own words are no help to an editor: say what to do instead
+    except Exception:  # a library's own words are no help to an editor: say what to do instead
         raise TimelineReadError(
             f"{path.name} could not be read as {_NAMES.get(adapter, adapter)}: the file is damaged, incomplete, or not "
             "what its name says. Export it again from the NLE, or as .otio, and check that the file is complete."
@@ -242,7 +242,7 @@ def _conversion_losses(timeline: otio.schema.Timeline, adapter: str, document: D
         out.append(f"{what} is written anew by OTIO, not edited in place: whatever OTIO did not read from "
                    f"{document.name} is not in it (.otio, or the NLE's own XML, keeps everything)")
     clips = list(timeline.find_clips())
-    several = sum(1 for c in clips if any(key.startswith("retake_v") for key in c.media_references()))
+    several = sum(1 for c in clips if has_versions(c))
     if several:
         out.append(f"{several} clip(s) keep only the media they show: other versions and the original media of "
                    "retaken clips are not in the file, and `ltx-retake use` cannot switch them there")

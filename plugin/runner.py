@@ -25,7 +25,7 @@ from .journal import Journal, failpoint
 from .limits import DEFAULT_CONTEXT_S, DEFAULT_CROSSFADE_MS, WORKING_SIZE, limits_for
 from .document import Document
 from .paths import file_sha256, safe_stem, same_file
-from .metadata import NS, original_reference
+from .metadata import NS, is_version_key, original_reference
 from .plan import Plan, plan_retake, source_clip, timecode_at
 from .relink import Relinker
 from .ports import (DELIVERIES, ConformSpec, CutSpec, FileHost, MediaInfo, MediaTool, RetakeMode, RetakeRequest, RetakeService,
@@ -303,7 +303,7 @@ def _existing_retake_folder(timeline: otio.schema.Timeline) -> Path | None:
             continue
         for key, ref in clip.media_references().items():
             url = getattr(ref, "target_url", "")
-            if key.startswith("retake_v") and url:
+            if is_version_key(key) and url:
                 folder = Path(url).parent
                 folders[folder] = folders.get(folder, 0) + 1
     existing = [f for f in sorted(folders, key=folders.get, reverse=True) if f.is_dir()]
@@ -780,7 +780,7 @@ def _version_files(timeline: otio.schema.Timeline) -> set[str]:
     for clip in timeline.find_clips():
         for key, ref in clip.media_references().items():
             url = getattr(ref, "target_url", "") or ""
-            if key.startswith("retake_v") and url:
+            if is_version_key(key) and url:
                 names.add(Path(url).name)
     return names
 

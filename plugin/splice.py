@@ -7,15 +7,13 @@ input file is never written). Neighbours never ripple and the timeline's duratio
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import opentimelineio as otio
 
 from .errors import SpliceError
-from .metadata import NS, media_key, original_name
-from .paths import safe_stem, shot_name
+from .metadata import NS, media_key, original_name, version_key, version_name, version_number, version_of_stem
 from .plan import Plan
 from .ports import RetakeMode
 from .selection import clip_showing, clips_on_track, shot_run, timeline_rate, track_label
@@ -27,7 +25,6 @@ RETAKE_TRACK_NAME = "LTX Retakes"
 RETAKE_SOUND_TRACK_NAME = "LTX Retakes (sound)"
 _TR = otio.opentime.TimeRange
 _RT = otio.opentime.RationalTime
-_KEY = re.compile(r"^retake_v(\d{3,})$")
 
 
 @dataclass(frozen=True)
@@ -48,15 +45,6 @@ class Version:
         return version_name(self.clip_name, self.number)
 
 
-def version_key(number: int) -> str:
-    return f"retake_v{number:03d}"
-
-
-def version_name(clip_name: str, number: int) -> str:
-    """`<shot>_retake_v###`, the name version scanners (Hiero, Nuke Studio) look for."""
-    return f"{shot_name(clip_name)}_retake_v{number:03d}"
-
-
 def versions_on(timeline: otio.schema.Timeline) -> dict[str, int]:
     """The highest version on the timeline of every retaken clip, by its original name, in one pass over the clips."""
     highest: dict[str, int] = {}
@@ -67,9 +55,7 @@ def versions_on(timeline: otio.schema.Timeline) -> dict[str, int]:
             continue
         top = highest.get(name, 0)
         for key in clip.media_references():
-            m = _KEY.match(key)
-            if m:
-                top = max(top, int(m.group(1)))
+            top = max(top, version_number(key) or 0)
         if "version" in meta:
             top = max(top, int(meta["version"]))
         highest[name] = top
@@ -83,11 +69,8 @@ def next_version_number(timeline: otio.schema.Timeline, clip_name: str, taken_fi
     `on_timeline` is `versions_on(timeline)` when the caller numbers many clips (one pass instead of one per clip).
     """
     highest = (versions_on(timeline) if on_timeline is None else on_timeline).get(clip_name, 0)
-    pattern = re.compile(re.escape(safe_stem(shot_name(clip_name))) + r"_retake_v(\d{3,})$")
     for stem in taken_files:
-        m = pattern.match(stem)
-        if m:
-            highest = max(highest, int(m.group(1)))
+        highest = max(highest, version_of_stem(stem, clip_name) or 0)
     return highest + 1
 
 

@@ -8,8 +8,7 @@ import opentimelineio as otio
 
 from .errors import SelectionError
 from .selection import clips_on_track, record_timecode, require_lengths, track_label
-from .metadata import NS, original_name
-from .paths import shot_name
+from .metadata import NS, original_name, version_from_text, version_name, version_number
 
 __all__ = ["RetakenClip", "list_versions", "use_version"]
 
@@ -61,13 +60,7 @@ def _normalise_version(text: str) -> str:
     t = text.strip().lower()
     if t in (ORIGINAL, "orig", "default"):
         return ORIGINAL
-    if "_retake_v" in t:
-        t = "retake_v" + t.rsplit("_retake_v", 1)[1]
-    if t.startswith("v") and t[1:].isdigit():
-        t = f"retake_v{int(t[1:]):03d}"
-    if t.isdigit():
-        t = f"retake_v{int(t):03d}"
-    return t
+    return version_from_text(t)
 
 
 def _places(retaken: list[RetakenClip]) -> list[list[RetakenClip]]:
@@ -115,7 +108,7 @@ def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str
     wanted = _normalise_version(version)
     name = clip.strip()
     matches = [r for r in list_versions(timeline)
-               if r.original_name == name or r.clip.name == name or name.startswith(shot_name(r.original_name) + "_retake_v")]
+               if r.original_name == name or r.clip.name == name or name.startswith(version_name(r.original_name, 1)[:-3])]
     if at:
         matches = [r for r in matches if r.record_timecode.startswith(at.strip()) or at.strip() in r.record_timecode]
     if not matches:
@@ -139,7 +132,7 @@ def use_version(timeline: otio.schema.Timeline, clip: str, version: str, at: str
             shows = wanted if wanted in r.versions else ORIGINAL
             key = otio.schema.Clip.DEFAULT_MEDIA_KEY if shows == ORIGINAL else shows
             r.clip.active_media_reference_key = key
-            r.clip.name = r.original_name if shows == ORIGINAL else f"{shot_name(r.original_name)}_{shows}"
+            r.clip.name = r.original_name if shows == ORIGINAL else version_name(r.original_name, version_number(shows))
             meta = dict(r.clip.metadata[NS])
             meta["active"] = shows
             r.clip.metadata[NS] = meta

@@ -13,20 +13,36 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [p for folder in ("plugin", "adapters", "ui") for p in (ROOT / folder).rglob("*.py")]
 
 
-def test_import_contracts_hold(tmp_path):
-    """import-linter over the installed layout: plugin/ as ltx_retake, adapters/ and ui/ inside it."""
+def _lint(tmp_path, changed: dict[str, str] | None = None):
+    """import-linter over the installed layout (plugin/ as ltx_retake, adapters/ and ui/ inside it); `changed` gives
+    core modules other text (a module name -> its source) for a test that a broken rule is caught."""
     package = tmp_path / "ltx_retake"
     package.mkdir()
     for entry in (ROOT / "plugin").iterdir():
-        (package / entry.name).symlink_to(entry)
+        if changed and entry.stem in changed and entry.suffix == ".py":
+            (package / entry.name).write_text(changed[entry.stem], encoding="utf-8")
+        else:
+            (package / entry.name).symlink_to(entry)
     (package / "adapters").symlink_to(ROOT / "adapters")
     (package / "ui").symlink_to(ROOT / "ui")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
+    return subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
                            f"sys.exit(lint_imports(config_filename={str(ROOT / 'pyproject.toml')!r}, cache_dir=None, no_cache=True))"],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
+
+
+def test_import_contracts_hold(tmp_path):
+    proc = _lint(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "Contracts: 2 kept, 0 broken" in proc.stdout
+    assert "Contracts: 3 kept, 0 broken" in proc.stdout
+
+
+def test_a_core_module_that_reaches_the_panel_breaks_the_contracts(tmp_path):
+    """The rule is enforced, not remembered: a core module importing the panel's session (and through it Qt) fails."""
+    source = (ROOT / "plugin" / "metadata.py").read_text(encoding="utf-8")
+    proc = _lint(tmp_path, {"metadata": source + "\nfrom .ui import session  # noqa: E402,F401\n"})
+    assert proc.returncode != 0
+    assert "BROKEN" in proc.stdout and "ltx_retake.metadata -> ltx_retake.ui.session" in proc.stdout
 
 
 def test_every_module_opens_with_a_one_line_docstring():

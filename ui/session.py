@@ -31,6 +31,7 @@ from ..runner import Job, Outcome, RetakeOrder, default_media_dir, job_from_reco
 from ..selection import record_timecode, timeline_rate, track_label
 from ..limits import DEFAULT_CONTEXT_S
 from ..settings import Settings, journal_path, parse_size
+from ..metadata import version_key
 from ..splice import describe_landing
 from ..versions import ORIGINAL, list_versions, use_version
 from .worker import worker_main
@@ -733,7 +734,7 @@ def _show(timeline, job: Job, version: str) -> None:
 
 
 def _version_key(job: Job) -> str:
-    return f"retake_v{job.version.number:03d}"
+    return version_key(job.version.number)
 
 
 
