@@ -210,6 +210,10 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     assert w.session.document.modified and w.windowTitle().startswith("cut_retaken.otio * — ")
     w.redo_action.trigger()
     assert not w.session.document.modified
+    while w.session.document.can_undo():                     # every edit taken back: the landed retake goes too
+        w.undo_action.trigger()
+    assert list_versions(w.session.document.timeline) == [] and w.session.ready_to_review() == []
+    assert w.view.timeline() is w.session.document.timeline
     assert file_sha256(cut) == cut_sha and file_sha256(tmp_path / "source.mov") == media_sha
 
     # reopen: the version is there, active, and its file is on disk

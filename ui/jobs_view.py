@@ -130,6 +130,10 @@ class _Row:
 class JobsView(QWidget):
     """The jobs of every run in flight, keyed by (run_key, job_id), with Cancel, Retry, Review and Resume.
 
+    Each row shows only what it offers now (Cancel while running, Retry after a failure or a cancel, Review when
+    done), third from the left so it stays in view in a narrow pane; Enter or a double-click on a done row asks
+    for its review too.
+
     Feed it with `apply_events` on the GUI thread; each batch touches each row's widgets at most once.
     Elapsed times come from `clock` (default `time.time`, the clock `JobEvent.at` is stamped with) and are
     refreshed by one one-second timer for all rows.
