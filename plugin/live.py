@@ -67,11 +67,20 @@ class Landing:
 
 
 class LiveTimeline(Protocol):
-    """What the core needs of a live NLE (the Resolve bridge implements it)."""
+    """What the faces need of a live NLE (the Resolve bridge implements it)."""
+
+    features: object            # what this NLE supports: `.lines()` to tell the editor, `.decodes_h264`
+    project: object             # the NLE's project (`GetCurrentTimeline()`)
 
     def read(self) -> LiveRead: ...
 
     def put_back(self, landings: list[Landing], *, finalize: bool = False) -> list[str]: ...
+
+    def export_otio(self, path: Path) -> Path: ...
+
+    def import_otio(self, path: Path, name: str) -> str: ...
+
+    def alive(self) -> bool: ...
 
 
 @dataclass

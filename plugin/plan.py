@@ -15,7 +15,7 @@ from .metadata import media_key, original_name, original_reference, version_keys
 from .ports import CutSpec, MediaInfo, RetakeMode
 from .relink import Relinker
 from .selection import Selection, record_timecode, shot_run, shown_span, timeline_rate, visible_range
-from .timing import exact_rate, format_timecode, frames_between_rates, rate_text, to_frames
+from .timing import ClipClock, exact_rate, format_timecode, rate_text, to_frames
 
 __all__ = ["SourceClip", "Plan", "media_path_of", "source_clip", "plan_retake", "time_scalar", "timecode_at",
            "constant_rate_view",
@@ -218,7 +218,9 @@ def plan_retake(
     """Plan the retake of one selection: widen short windows, refuse long ones (or split when asked), add handles.
 
     `context_s` is the footage sent on each side of the window (None: as much as the service takes); `max_size` the
-    picture size the input is cut at when the source is larger (None: the source's own size)."""
+    picture size the input is cut at when the source is larger (None: the source's own size). The selection is in
+    record frames, the window in file frames; `timing.ClipClock` converts between them.
+    """
     sel = src.selection
     prompt = (prompt or "").strip()
     if not prompt:
@@ -229,144 +231,34 @@ def plan_retake(
         raise PlanError(f"{Path(info.path).name} has no picture; only --mode replace_audio can retake it.")
     if info.variable_frame_rate:  # phone footage: its frames are counted by time, at the clip's rate
         info = constant_rate_view(info, exact_rate(src.clip_range.start_time.rate))
-    rate = exact_rate(info.frame_rate)
-    rec_rate = src.record_rate
-    rec_native = sel.record_range.start_time.rate  # the file's own float rate: times built at it meet the file's
-
-    clip_rate = src.clip_range.start_time.rate  # as the file writes it, so the pieces meet the clip's own times
-
-    # Track time is seconds: record frames convert to and from other rates through seconds. (Counting
-    # pull-down rates frame for frame is for a clip's source against its media file: timecode labels.)
-    def track_frames(t: otio.opentime.RationalTime) -> Fraction:
-        """A track time as (fractional) record frames at the timeline's rate."""
-        return _through_seconds(Fraction(t.value).limit_denominator(1_000_000), exact_rate(t.rate), rec_rate)
-
-    def record_span(a: int, b: int) -> otio.opentime.TimeRange:
-        """Record frames [a, b) at the timeline's rate as track time at the track's own rate (which may differ)."""
-        native = exact_rate(rec_native)
-        start = _through_seconds(Fraction(a), rec_rate, native)
-        return _TR(_RT(float(start), rec_native), _RT(float(_through_seconds(Fraction(b), rec_rate, native) - start), rec_native))
-
-    def clip_frames(n: Fraction) -> Fraction:
-        """Record frames as frames of the clip's own source time (a clip may run at another rate than the track)."""
-        return _through_seconds(n, rec_rate, exact_rate(clip_rate))
-
-    clip = sel.clip
-    origin = _origin_frames(original_reference(clip), info, src.clip_range, rate)
-    clip_in_media = to_frames(src.clip_range.start_time, rate) - origin   # file frame at the clip's in-point
-    clip_rec_origin = track_frames(src.clip_record.start_time)  # exact: a clip at another rate starts between record frames
-    clip_rec_start = round(clip_rec_origin)
-    clip_rec_end = clip_rec_start + round(track_frames(src.clip_record.duration))
-    shown_start, shown_end = clip_rec_start, clip_rec_end  # a short selection widens only over what shows
-    if src.shown_record is not None:
-        shown_start = round(track_frames(src.shown_record.start_time))
-        shown_end = shown_start + round(track_frames(src.shown_record.duration))
-
-    def file_frame(rec: int) -> Fraction:
-        """The file frame shown at record frame `rec` (fractional between frames)."""
-        offset_in_clip = clip_frames(rec - clip_rec_origin) * src.scalar
-        return clip_in_media + frames_between_rates(offset_in_clip, exact_rate(clip_rate), rate)
-
-    ra = round(track_frames(sel.record_range.start_time))
-    rb = ra + round(track_frames(sel.record_range.duration))
+    clock = _clock_of(src, info)
+    rate = clock.media_rate
+    ra, rb = clock.record_span(sel.record_range)
     if rb <= ra:
         raise PlanError(
-            f"{sel.label}: the selection lasts less than one frame of the timeline ({rate_text(rec_rate)} fps); "
+            f"{sel.label}: the selection lasts less than one frame of the timeline ({rate_text(src.record_rate)} fps); "
             "select at least one whole frame."
         )
-    notes: list[str] = list(sel.notes)
-    earlier = sorted({key for piece in shot_run(clip) for key in version_keys(piece)})
-    if earlier:
-        kept = ", ".join(k.replace("retake_", "") for k in earlier)
-        notes.append(f"retaken from the original media; {kept} {'stays' if len(earlier) == 1 else 'stay'} available")
-    min_w = limits.min_window_frames(rate)
+    notes: list[str] = list(sel.notes) + _earlier_versions(sel.clip)
     max_w = limits.max_window_frames(rate)
-    span = lambda a, b: math.ceil(file_frame(b)) - math.floor(file_frame(a))  # noqa: E731
-
-    if span(ra, rb) > max_w:
-        seconds = float(Fraction(span(ra, rb)) / rate)
-        longest = float(Fraction(max_w) / rate)
-        if not split:
-            raise PlanError(
-                f"{sel.label}: the selection is {seconds:.2f} s of media; a retake window can be at most {longest:.2f} s "
-                f"({max_w} frames at {rate_text(rate)} fps: the input must stay within {limits.max_input_s:g} s with a frame count of "
-                f"8k+1). Select less, or pass --split to make several jobs."
-            )
-        pieces = math.ceil(span(ra, rb) / max_w)
-        while True:
-            bounds = [ra + (rb - ra) * i // pieces for i in range(pieces + 1)]
-            if all(span(a, b) <= max_w for a, b in zip(bounds, bounds[1:])):
-                break
-            pieces += 1
-        notes_split = f"split {seconds:.2f} s into {pieces} jobs"
-        out = []
-        for a, b in zip(bounds, bounds[1:]):
-            piece = Selection(sel.track_index, clip, record_span(a, b), sel.prompt,
-                              f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
-            sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, rec_rate, src.shown_record)
-            for p in plan_retake(timeline, sub, info, limits, prompt=prompt, mode=mode, provider=provider, model=model,
-                                 context_s=context_s, max_size=max_size):
-                out.append(_with_note(p, notes_split))
-        return out
-
-    # Widen a short selection to the service's minimum, inside the clip first.
-    sa, sb = ra, rb
-    if span(ra, rb) < min_w:
-        before = span(ra, rb)
-        while span(sa, sb) < min_w and (sa > shown_start or sb < shown_end):
-            if sb < shown_end and (sb - rb <= ra - sa or sa <= shown_start):
-                sb += 1
-            else:
-                sa -= 1
-        ra, rb = sa, sb
-        notes.append(
-            f"the selection was {float(Fraction(before) / rate):.2f} s; the service needs at least {limits.min_window_s:g} s, "
-            f"so it was widened to {record_timecode(timeline, _RT(ra, float(rec_rate)))}-{record_timecode(timeline, _RT(rb, float(rec_rate)))}"
-        )
-    wa, wb = math.floor(file_frame(ra)), math.ceil(file_frame(rb))
-    if wa < 0 or wb > info.frame_count:  # before any widening, which would otherwise hide it
-        raise SelectionError(
-            f"{sel.label}: the clip asks for frames {wa}-{wb - 1} of {Path(info.path).name}, which has frames 0-{info.frame_count - 1}; "
-            "the clip's source range lies outside its media (relink to the right file, or check the media's start timecode)."
-        )
-    if wb - wa < min_w:
-        # The clip itself is shorter than the minimum: the window reaches into the media beyond its in/out
-        # points (the same shot); only the clip's own frames go back on the timeline.
-        grow = min_w - (wb - wa)
-        take_after = min(grow - grow // 2, info.frame_count - wb)
-        take_before = min(grow - take_after, wa)
-        take_after = min(grow - take_before, info.frame_count - wb)
-        wa, wb = wa - take_before, wb + take_after
-        if wb - wa < min_w:
-            raise PlanError(
-                f"{sel.label}: the media {Path(info.path).name} has only {info.frame_count} frames "
-                f"({float(Fraction(info.frame_count) / rate):.2f} s); a retake window needs at least {limits.min_window_s:g} s."
-            )
-        notes.append(f"the clip is shorter than {limits.min_window_s:g} s; the window uses media beyond its in and out points")
-    w = wb - wa
+    if clock.file_span(ra, rb) > max_w:
+        return _split(timeline, src, info, limits, clock, (ra, rb), split, prompt=prompt, mode=mode, provider=provider,
+                      model=model, context_s=context_s, max_size=max_size)
+    ra, rb = _widened(timeline, src, clock, ra, rb, limits, notes)
+    wa, wb = _media_window(sel, info, clock, ra, rb, limits, notes)
     context = None if context_s is None else math.ceil(Fraction(context_s).limit_denominator(1000) * rate)
     cut, offset, cut_notes = _input_cut(info, wa, wb, limits, rate, context)
     notes.extend(cut_notes)
     cut, size_note = _at_working_size(cut, info, max_size)
     if size_note:
         notes.append(size_note)
-
-    record = record_span(ra, rb)
-    shown = src.shown_record or src.clip_record
-    if record.start_time < shown.start_time or record.end_time_exclusive() > shown.end_time_exclusive():
-        # A clip at another rate than the timeline's starts or ends between record frames: what goes back
-        # on the track stays inside the clip.
-        start = max(record.start_time, shown.start_time)
-        end = min(record.end_time_exclusive(), shown.end_time_exclusive())
-        record = _TR(start.rescaled_to(rec_native), (end - start).rescaled_to(rec_native))
-    src_start = src.clip_range.start_time + _RT(float(clip_frames(ra - clip_rec_origin) * src.scalar), clip_rate)
-    source_range = _TR(src_start, _RT(float(clip_frames(Fraction(rb - ra))), clip_rate))
-    version_range = _TR(_frames_as_time(Fraction(wa) + origin, rate, clip_rate), _frames_as_time(Fraction(w), rate, clip_rate))
+    record = _inside_the_clip(clock.track_range(ra, rb), src)
+    w = wb - wa
     seconds_in = float(Fraction(cut.total_frames) / rate)
     return [
         Plan(
             label=sel.label,
-            clip_name=original_name(clip),
+            clip_name=original_name(sel.clip),
             track_index=sel.track_index,
             prompt=prompt,
             mode=mode,
@@ -374,8 +266,8 @@ def plan_retake(
             model=model,
             media=info,
             record_range=record,
-            source_range=source_range,
-            version_range=version_range,
+            source_range=clock.source_range(ra, rb),
+            version_range=clock.media_range(wa, w),
             window_start_frame=wa,
             window_frames=w,
             cut=cut,
@@ -387,24 +279,124 @@ def plan_retake(
             estimate_usd=limits.estimate_usd(seconds_in),
             price_basis=limits.price_basis,
             record_timecode=f"{record_timecode(timeline, record.start_time)}-{record_timecode(timeline, record.end_time_exclusive())}",
-            source_url=media_key(original_reference(clip)),
+            source_url=media_key(original_reference(sel.clip)),
             context=(wa - cut.start_frame, cut.start_frame + cut.frame_count - wb),
         )
     ]
 
 
+def _clock_of(src: SourceClip, info: MediaInfo) -> ClipClock:
+    """The clocks of the selected clip: the timeline's, the track's, the clip's and its media's."""
+    rate = exact_rate(info.frame_rate)
+    return ClipClock(record_rate=src.record_rate, track_rate=src.selection.record_range.start_time.rate,
+                     clip_rate=src.clip_range.start_time.rate, media_rate=rate, clip_start=src.clip_range.start_time,
+                     clip_record_start=src.clip_record.start_time,
+                     origin=_origin_frames(original_reference(src.selection.clip), info, src.clip_range, rate),
+                     scalar=src.scalar)
+
+
+def _earlier_versions(clip: otio.schema.Clip) -> list[str]:
+    earlier = sorted({key for piece in shot_run(clip) for key in version_keys(piece)})
+    if not earlier:
+        return []
+    kept = ", ".join(k.replace("retake_", "") for k in earlier)
+    return [f"retaken from the original media; {kept} {'stays' if len(earlier) == 1 else 'stay'} available"]
+
+
+def _split(timeline, src: SourceClip, info: MediaInfo, limits: Limits, clock: ClipClock, window: tuple[int, int],
+           split: bool, **options) -> list[Plan]:
+    """A window longer than the service takes: refused, or (`split`) planned as several jobs of record frames."""
+    sel = src.selection
+    ra, rb = window
+    rate, max_w = clock.media_rate, limits.max_window_frames(clock.media_rate)
+    seconds = float(Fraction(clock.file_span(ra, rb)) / rate)
+    if not split:
+        raise PlanError(
+            f"{sel.label}: the selection is {seconds:.2f} s of media; a retake window can be at most "
+            f"{float(Fraction(max_w) / rate):.2f} s ({max_w} frames at {rate_text(rate)} fps: the input must stay within "
+            f"{limits.max_input_s:g} s with a frame count of 8k+1). Select less, or pass --split to make several jobs."
+        )
+    pieces = math.ceil(clock.file_span(ra, rb) / max_w)
+    while True:
+        bounds = [ra + (rb - ra) * i // pieces for i in range(pieces + 1)]
+        if all(clock.file_span(a, b) <= max_w for a, b in zip(bounds, bounds[1:])):
+            break
+        pieces += 1
+    out = []
+    for a, b in zip(bounds, bounds[1:]):
+        piece = Selection(sel.track_index, sel.clip, clock.track_range(a, b), sel.prompt,
+                          f"{sel.label} part {len(out) + 1}/{pieces}", sel.track_kind)
+        sub = SourceClip(piece, src.media_path, src.scalar, src.clip_range, src.clip_record, src.record_rate, src.shown_record)
+        for p in plan_retake(timeline, sub, info, limits, **options):
+            out.append(_with_note(p, f"split {seconds:.2f} s into {pieces} jobs"))
+    return out
+
+
+def _widened(timeline, src: SourceClip, clock: ClipClock, ra: int, rb: int, limits: Limits,
+             notes: list[str]) -> tuple[int, int]:
+    """A selection shorter than the service's minimum, widened in record frames over what of the clip shows."""
+    min_w = limits.min_window_frames(clock.media_rate)
+    before = clock.file_span(ra, rb)
+    if before >= min_w:
+        return ra, rb
+    shown = src.shown_record or src.clip_record
+    shown_start, shown_end = clock.record_span(shown) if src.shown_record is not None else (
+        round(clock.clip_record_origin), round(clock.clip_record_origin) + round(clock.record_frames(shown.duration)))
+    sa, sb = ra, rb
+    while clock.file_span(sa, sb) < min_w and (sa > shown_start or sb < shown_end):
+        if sb < shown_end and (sb - rb <= ra - sa or sa <= shown_start):
+            sb += 1
+        else:
+            sa -= 1
+    rec = float(src.record_rate)
+    notes.append(
+        f"the selection was {float(Fraction(before) / clock.media_rate):.2f} s; the service needs at least "
+        f"{limits.min_window_s:g} s, so it was widened to {record_timecode(timeline, _RT(sa, rec))}-{record_timecode(timeline, _RT(sb, rec))}"
+    )
+    return sa, sb
+
+
+def _media_window(sel: Selection, info: MediaInfo, clock: ClipClock, ra: int, rb: int, limits: Limits,
+                  notes: list[str]) -> tuple[int, int]:
+    """The file frames [wa, wb) the record frames [ra, rb) show; grown beyond the clip's in and out points (the same
+    shot) when the clip itself is shorter than the service's minimum."""
+    rate = clock.media_rate
+    min_w = limits.min_window_frames(rate)
+    wa, wb = math.floor(clock.file_frame(ra)), math.ceil(clock.file_frame(rb))
+    if wa < 0 or wb > info.frame_count:
+        raise SelectionError(
+            f"{sel.label}: the clip asks for frames {wa}-{wb - 1} of {Path(info.path).name}, which has frames 0-{info.frame_count - 1}; "
+            "the clip's source range lies outside its media (relink to the right file, or check the media's start timecode)."
+        )
+    if wb - wa < min_w:
+        grow = min_w - (wb - wa)
+        take_after = min(grow - grow // 2, info.frame_count - wb)
+        take_before = min(grow - take_after, wa)
+        take_after = min(grow - take_before, info.frame_count - wb)
+        wa, wb = wa - take_before, wb + take_after
+        if wb - wa < min_w:
+            raise PlanError(
+                f"{sel.label}: the media {Path(info.path).name} has only {info.frame_count} frames "
+                f"({float(Fraction(info.frame_count) / rate):.2f} s); a retake window needs at least {limits.min_window_s:g} s."
+            )
+        notes.append(f"the clip is shorter than {limits.min_window_s:g} s; the window uses media beyond its in and out points")
+    return wa, wb
+
+
+def _inside_the_clip(record: otio.opentime.TimeRange, src: SourceClip) -> otio.opentime.TimeRange:
+    """What goes back on the track stays inside the clip (one at another rate than the timeline's starts or ends
+    between record frames)."""
+    shown = src.shown_record or src.clip_record
+    if record.start_time >= shown.start_time and record.end_time_exclusive() <= shown.end_time_exclusive():
+        return record
+    native = record.start_time.rate
+    start = max(record.start_time, shown.start_time)
+    end = min(record.end_time_exclusive(), shown.end_time_exclusive())
+    return _TR(start.rescaled_to(native), (end - start).rescaled_to(native))
+
+
 def _with_note(plan: Plan, note: str) -> Plan:
     return replace(plan, notes=(note, *plan.notes))
-
-
-def _through_seconds(frames: Fraction, from_rate: Fraction, to_rate: Fraction) -> Fraction:
-    """A frame count at `from_rate` as frames at `to_rate`, through seconds (no conversion between equal rates)."""
-    return frames if from_rate == to_rate else frames * to_rate / from_rate
-
-
-def _frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> otio.opentime.RationalTime:
-    """A frame count at `from_rate` as a RationalTime at the file's `to_rate` (pull-down rates count one for one)."""
-    return _RT(float(frames_between_rates(frames, from_rate, to_rate)), to_rate)
 
 
 def _input_cut(info: MediaInfo, wa: int, wb: int, limits: Limits, rate: Fraction,

@@ -191,6 +191,14 @@ class MediaTool(Protocol):
 
     def verify(self, path: Path, expect_frames: int, frame_rate: Fraction) -> MediaInfo: ...
 
+    def read_frames(self, path: str | Path, indices, *, upright: bool = True) -> dict:
+        """The frames at `indices` (0 = the file's first) as RGB arrays (height, width, 3)."""
+        ...
+
+    def contact_sheet(self, rows, dest: Path, *, thumb_height: int = 120) -> Path:
+        """A PNG of labelled rows of thumbnails: [(row label, [(file, frame index) or (file, frame index, label)])]."""
+        ...
+
 
 @runtime_checkable
 class FileHost(Protocol):

@@ -1,4 +1,4 @@
-"""Frame rates and timecode: exact rates, drop-frame aware parsing and printing, frames between rates."""
+"""Frame rates, timecode and the clocks a clip is counted in: the one place time is converted."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ __all__ = [
     "frames_between_rates",
     "to_frames",
     "parse_rate",
+    "through_seconds",
+    "frames_as_time",
+    "ClipClock",
 ]
 
 _NTSC_BASES = (24, 30, 48, 60, 120, 240)
@@ -131,3 +134,75 @@ def to_frames(t: "otio.opentime.RationalTime", rate: Fraction) -> Fraction:
     """An OTIO time as an exact (possibly fractional) frame count at `rate`."""
     return frames_between_rates(Fraction(t.value).limit_denominator(1_000_000), exact_rate(t.rate), rate)
 
+
+
+def through_seconds(frames: Fraction, from_rate: Fraction, to_rate: Fraction) -> Fraction:
+    """A frame count at `from_rate` as frames at `to_rate`, through seconds (no conversion between equal rates)."""
+    return frames if from_rate == to_rate else frames * to_rate / from_rate
+
+
+def frames_as_time(frames: Fraction, from_rate: Fraction, to_rate: float) -> "otio.opentime.RationalTime":
+    """A frame count at `from_rate` as a RationalTime at a file's `to_rate` (pull-down rates count one for one)."""
+    return otio.opentime.RationalTime(float(frames_between_rates(frames, from_rate, to_rate)), to_rate)
+
+
+class ClipClock:
+    """The four clocks one clip is counted in, and the conversions between them.
+
+        record frames   the timeline's exact rate, from the track's first frame (what an editor selects)
+        track time      RationalTime at the rate the track's file writes (23.976 as written, not 24000/1001)
+        clip time       the clip's source time, at the rate the file writes for the clip
+        file frames     the media's frames from its first (0), at the media's exact rate
+
+    Track time converts to record frames through seconds; clip time to file frames counting pull-down rates one for
+    one, as timecode labels do. `scalar` is the clip's speed (media time per record time).
+    """
+
+    def __init__(self, *, record_rate: Fraction, track_rate: float, clip_rate: float, media_rate: Fraction,
+                 clip_start: "otio.opentime.RationalTime", clip_record_start: "otio.opentime.RationalTime",
+                 origin: Fraction, scalar: Fraction):
+        self.record_rate, self.track_rate, self.clip_rate, self.media_rate = record_rate, track_rate, clip_rate, media_rate
+        self.clip_start, self.scalar, self.origin = clip_start, scalar, origin
+        self.clip_in_media = to_frames(clip_start, media_rate) - origin      # the file frame at the clip's in-point
+        self.clip_record_origin = self.record_frames(clip_record_start)    # exact: may lie between record frames
+
+    def record_frames(self, t: "otio.opentime.RationalTime") -> Fraction:
+        """A track time as (fractional) record frames at the timeline's rate."""
+        return through_seconds(Fraction(t.value).limit_denominator(1_000_000), exact_rate(t.rate), self.record_rate)
+
+    def record_span(self, rng: "otio.opentime.TimeRange") -> tuple[int, int]:
+        """A track range as whole record frames [a, b)."""
+        a = round(self.record_frames(rng.start_time))
+        return a, a + round(self.record_frames(rng.duration))
+
+    def track_range(self, a: int, b: int) -> "otio.opentime.TimeRange":
+        """Record frames [a, b) as track time at the track's own rate (which may not be the timeline's)."""
+        native = exact_rate(self.track_rate)
+        start = through_seconds(Fraction(a), self.record_rate, native)
+        end = through_seconds(Fraction(b), self.record_rate, native)
+        rt = otio.opentime.RationalTime
+        return otio.opentime.TimeRange(rt(float(start), self.track_rate), rt(float(end - start), self.track_rate))
+
+    def clip_frames(self, n: Fraction) -> Fraction:
+        """A count of record frames as frames of the clip's own source time."""
+        return through_seconds(Fraction(n), self.record_rate, exact_rate(self.clip_rate))
+
+    def file_frame(self, rec: int | Fraction) -> Fraction:
+        """The file frame shown at record frame `rec` (fractional between frames)."""
+        offset_in_clip = self.clip_frames(rec - self.clip_record_origin) * self.scalar
+        return self.clip_in_media + frames_between_rates(offset_in_clip, exact_rate(self.clip_rate), self.media_rate)
+
+    def file_span(self, a: int, b: int) -> int:
+        """How many file frames the record frames [a, b) touch."""
+        return math.ceil(self.file_frame(b)) - math.floor(self.file_frame(a))
+
+    def source_range(self, a: int, b: int) -> "otio.opentime.TimeRange":
+        """Record frames [a, b) as the clip's source range (its in-point there, the record length in clip time)."""
+        rt = otio.opentime.RationalTime
+        start = self.clip_start + rt(float(self.clip_frames(a - self.clip_record_origin) * self.scalar), self.clip_rate)
+        return otio.opentime.TimeRange(start, rt(float(self.clip_frames(Fraction(b - a))), self.clip_rate))
+
+    def media_range(self, first: int, count: int) -> "otio.opentime.TimeRange":
+        """File frames [first, first + count) in the clip's source time (what a version's file covers)."""
+        return otio.opentime.TimeRange(frames_as_time(Fraction(first) + self.origin, self.media_rate, self.clip_rate),
+                                       frames_as_time(Fraction(count), self.media_rate, self.clip_rate))
