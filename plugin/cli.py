@@ -411,7 +411,7 @@ def _cmd_use(a: argparse.Namespace) -> int:
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
-    from .adapters.local_service import LocalServiceConfig, serve
+    from .compose import serve_local
 
     quirks = {q.strip() for q in a.quirks.split(",") if q.strip()}
     unknown = quirks - {"int_fps", "snap_8k1", "audio_24k"}
@@ -422,14 +422,10 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     if not key and a.host not in ("127.0.0.1", "localhost", "::1"):
         raise InputError(f"Listening on {a.host} would let anyone on the network upload to this machine and make it fetch "
                          "any URL: set LTX_RETAKE_SERVE_KEY to a key the clients must send, or keep the default 127.0.0.1.")
-    settings = load_settings()
-    models = tuple(dict.fromkeys((*LocalServiceConfig().models, settings.fal_model.strip("/"), settings.runcomfy_model.strip("/"))))
-    config = LocalServiceConfig(storage_dir=a.storage, queue_delay=a.queue_delay, processing_delay=a.processing_delay,
-                                int_fps="int_fps" in quirks, snap_8k1="snap_8k1" in quirks, audio_24k="audio_24k" in quirks,
-                                require_key=key, models=models)
     print(f"ltx-retake local service (offline preview engine) on http://{a.host}:{a.port}"
           f"{' (key required)' if key else ''}  (Ctrl-C stops it)", file=sys.stderr)
-    serve(a.host, a.port, config)
+    serve_local(a.host, a.port, load_settings(), key=key, storage=a.storage, queue_delay=a.queue_delay,
+                processing_delay=a.processing_delay, quirks=frozenset(quirks))
     return 0
 
 

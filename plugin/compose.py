@@ -9,7 +9,8 @@ from typing import Iterator
 from .runner import Wiring
 from .settings import Settings
 
-__all__ = ["wiring_for", "offline_wiring", "warm_up"]
+__all__ = ["wiring_for", "offline_wiring", "warm_up", "relink_settings", "model_for", "live_nle", "menu_entry", "serve_local",
+           "write_demo_media"]
 
 
 def offline_wiring(settings: Settings, *, rate=None, timeline_name: str | None = None, path_maps=(),
@@ -59,3 +60,38 @@ def warm_up() -> None:
     interpreter for the second that loading PyAV, the HTTP stack and the local service's server takes."""
     from .adapters import fal, hosting, media, runcomfy, services, timeline_files  # noqa: F401
     from .adapters.local_service import LocalService  # noqa: F401
+
+
+def live_nle():
+    """The running DaVinci Resolve as a live timeline (through the Scripts-menu entry's broker when it started us)."""
+    from .adapters.resolve_bridge import ResolveBridge
+    from .adapters.resolve_connect import connect
+
+    return ResolveBridge(connect())
+
+
+def menu_entry():
+    """(install, uninstall): put the LTX Retake entry in Resolve's Workspace > Scripts menu, or take it out."""
+    from .adapters.resolve_install import install, uninstall
+
+    return install, uninstall
+
+
+def serve_local(host: str, port: int, settings: Settings, *, key: str | None, storage=None, queue_delay: float = 0.0,
+                processing_delay: float = 0.0, quirks: frozenset[str] = frozenset()) -> None:
+    """Run the embedded local service until interrupted; it answers the retake model ids the settings name too."""
+    from .adapters.local_service import LocalServiceConfig, serve
+
+    models = tuple(dict.fromkeys((*LocalServiceConfig().models, settings.fal_model.strip("/"),
+                                  settings.runcomfy_model.strip("/"))))
+    config = LocalServiceConfig(storage_dir=storage, queue_delay=queue_delay, processing_delay=processing_delay,
+                                int_fps="int_fps" in quirks, snap_8k1="snap_8k1" in quirks, audio_24k="audio_24k" in quirks,
+                                require_key=key, models=models)
+    serve(host, port, config)
+
+
+def write_demo_media(path: Path, *, frames: int, rate, size: tuple[int, int], timecode: str) -> Path:
+    """A clip whose frames carry their own index and whose sound carries sync marks (the demo's footage)."""
+    from .adapters.testcard import write_indexed_clip
+
+    return write_indexed_clip(path, frames=frames, rate=rate, size=size, timecode=timecode)

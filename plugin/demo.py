@@ -32,8 +32,8 @@ class DemoResult:
 
 def build_project(folder: Path) -> Path:
     """Write three shots of real media (frames carry their index, sound carries sync marks) and a timeline."""
-    from .adapters.testcard import write_indexed_clip
-    from .adapters.timeline_files import write_timeline
+    from .compose import offline_wiring, write_demo_media
+    from .settings import load_settings
     from .timing import parse_timecode
 
     media = folder / "media"
@@ -45,7 +45,7 @@ def build_project(folder: Path) -> Path:
     for name, tc in SHOTS:
         path = media / f"{name}.mp4"
         if not path.exists():
-            write_indexed_clip(path, frames=SHOT_FRAMES, rate=RATE, size=(640, 360), timecode=tc)
+            write_demo_media(path, frames=SHOT_FRAMES, rate=RATE, size=(640, 360), timecode=tc)
         start = parse_timecode(tc, RATE)
         for track in (video, audio):
             ref = otio.schema.ExternalReference(
@@ -55,12 +55,11 @@ def build_project(folder: Path) -> Path:
             track.append(otio.schema.Clip(name=name, media_reference=ref, source_range=otio.opentime.TimeRange(
                 otio.opentime.RationalTime(start + CLIP_IN, 24), otio.opentime.RationalTime(CLIP_FRAMES, 24))))
     tl.tracks.extend([video, audio])
-    return write_timeline(tl, folder / "demo.otio", overwrite=True)
+    return offline_wiring(load_settings()).store.write(tl, folder / "demo.otio", overwrite=True)
 
 
 def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | None = None) -> DemoResult:
     """Build the project, retake 2.5 s in the middle of shot020 through the local service, and draw the sheet."""
-    from .adapters.media import FfmpegMediaTool
     from .compose import wiring_for
     from .runner import RetakeOrder, run
     from .settings import load_settings
@@ -79,7 +78,7 @@ def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | 
     job = outcome.jobs[0]
     if outcome.exit_code or outcome.output is None:
         raise InputError(f"The demo retake did not finish: {job.error}")
-    media: FfmpegMediaTool = wiring.media
+    media = wiring.media
     # record timecodes, the clip, prompt and version; frames on both sides of each edge of the window
     sheet = media.retake_sheet(job.plan, job.version, folder / "demo_before_after.png")
     return DemoResult(source, outcome.output, job.version.path, sheet)

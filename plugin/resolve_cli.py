@@ -10,7 +10,7 @@ from pathlib import Path
 from .ports import DELIVERIES, RetakeMode
 from .settings import Settings, load_settings, order_options
 
-__all__ = ["add_parser", "run_command", "bridge", "delivery_for", "retakes_root"]
+__all__ = ["add_parser", "run_command", "delivery_for", "retakes_root"]
 
 
 def add_parser(sub) -> None:
@@ -47,14 +47,6 @@ def add_parser(sub) -> None:
         p.add_argument("--folder", type=Path, help="the Scripts/Utility folder (default: your own, for this OS)")
 
 
-def bridge():
-    """The Resolve bridge for the running Resolve (through the menu entry's broker when it started us)."""
-    from .adapters.resolve_bridge import ResolveBridge
-    from .adapters.resolve_connect import connect
-
-    return ResolveBridge(connect())
-
-
 def delivery_for(requested: str | None, settings: Settings, decodes_h264: bool) -> str:
     """The codec Resolve gets: the flag, else DNxHR where Resolve cannot read H.264/AAC, else the setting."""
     if requested:
@@ -72,8 +64,9 @@ def retakes_root() -> Path:
 def run_command(a: argparse.Namespace, in_worker, report, confirm_cost) -> int:
     """Dispatch `ltx-retake resolve <command>`; the CLI lends its worker, report and cost question."""
     if a.resolve_command in ("install", "uninstall"):
-        from .adapters.resolve_install import install, uninstall
+        from .compose import menu_entry
 
+        install, uninstall = menu_entry()
         if a.resolve_command == "install":
             path = install(a.folder)
             print(f"installed\t{path}")
@@ -82,7 +75,9 @@ def run_command(a: argparse.Namespace, in_worker, report, confirm_cost) -> int:
             path = uninstall(a.folder)
             print(f"removed\t{path}" if path else "nothing to remove")
         return 0
-    live = bridge()
+    from .compose import live_nle
+
+    live = live_nle()
     if a.resolve_command == "status":
         return _status(live)
     return _retake(a, live, in_worker, report, confirm_cost)

@@ -23,7 +23,7 @@ def connect_resolve(connect=None):
     from PySide6.QtCore import QEventLoop, QTimer
 
     if connect is None:
-        from ..resolve_cli import bridge as connect
+        from ..compose import live_nle as connect
     done: dict = {}
     loop = QEventLoop()
 
