@@ -12,8 +12,9 @@ from ..ports import ConformSpec, CutSpec, MediaInfo
 from .ffmpeg_exe import ffmpeg_path
 from .media_conform import conform_clip
 from .media_cut import cut_clip
+from .media_play import FrameReader, read_sound
 from .media_probe import probe_media, read_frames, verify_clip
-from .media_sheet import SheetItem, contact_sheet
+from .media_sheet import SheetItem, contact_sheet, retake_sheet
 
 __all__ = ["FfmpegMediaTool"]
 
@@ -48,7 +49,20 @@ class FfmpegMediaTool:
         """The frames at `indices` (0 = first) as RGB arrays, decoded sequentially so the indices are exact."""
         return read_frames(path, indices, upright=upright)
 
+    def frame_reader(self, *, max_size: tuple[int, int] | None = (1920, 1080)) -> FrameReader:
+        """A reader for a viewer: frames by index from files kept open, sought rather than decoded from the start."""
+        return FrameReader(max_size=max_size)
+
+    def read_sound(self, path: str | Path, start_s: float, duration_s: float, *, rate: int = 48000,
+                   channels: int = 2) -> np.ndarray:
+        """The sound of `path` over a span (seconds from its first frame) as 16-bit PCM (samples, channels)."""
+        return read_sound(path, start_s, duration_s, rate=rate, channels=channels)
+
     def contact_sheet(self, rows: Sequence[tuple[str, Sequence[SheetItem]]], dest: Path, *,
                       thumb_height: int = 120) -> Path:
         """A PNG of labelled thumbnail rows, e.g. [("before", [(src, 10), (src, 20)]), ("after", [...])]."""
         return contact_sheet(rows, Path(dest), thumb_height=thumb_height)
+
+    def retake_sheet(self, plan, version, dest: Path, *, thumb_height: int = 90) -> Path:
+        """A retake's before/after sheet: record timecodes, clip, prompt and version, frames on both sides of each edge."""
+        return retake_sheet(plan, version, Path(dest), thumb_height=thumb_height)

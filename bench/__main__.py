@@ -8,6 +8,7 @@ import sys
 BENCHES = {
     "soak": "hundreds of retakes with a share of every call faulted, and one resume pass",
     "timeline_view": "the panel's timeline on 10,000 clips: show, zoom steps, fit",
+    "monitor": "the panel's picture monitor: frame latency per playhead step, jump and drag (320x180, 1080p H.264)",
     "panel_jobs": "the panel with N jobs in flight against the local service: the event loop's longest stall",
     "follow": "one 60 s job followed by our fal client and by fal-client: requests made, delay until known",
     "upload": "a 300 MiB file into fal storage by our uploader and by fal-client: MiB/s, peak memory",

@@ -52,7 +52,10 @@ def main() -> int:
     wait(lambda: window.preview.filmstrip_count() >= 6)
     window.preview.set_frame(30)
     window.preview.set_wipe(0.5)
-    window.view.set_range(120 + 30, 120 + 30 + 60)      # show the range the retake replaced
+    window.view.clear_selection()
+    window.view.set_range(120 + 30, 120 + 30 + 60)      # the same range planned again: window, handles, linked sound
+    window.view.set_playhead(120 + 30 + 30)              # the playhead in it, where the wipe is
+    wait(lambda: len(window.view.overlays()) == 2)
     for _ in range(50):
         app.processEvents()
         time.sleep(0.02)

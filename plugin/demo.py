@@ -61,7 +61,6 @@ def build_project(folder: Path) -> Path:
 def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | None = None) -> DemoResult:
     """Build the project, retake 2.5 s in the middle of shot020 through the local service, and draw the sheet."""
     from .compose import wiring_for
-    from .plan import timecode_at
     from .atomic import WriteFailed, check_writable
     from .runner import RetakeOrder, run
     from .settings import load_settings
@@ -85,10 +84,6 @@ def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | 
     if outcome.exit_code or outcome.output is None:
         raise InputError(f"The demo retake did not finish: {job.error}")
     media = wiring.media
-    plan = job.plan
-    picks = [round(i * (plan.window_frames - 1) / 4) for i in range(5)]
-    caption = lambda i: timecode_at(plan.media, plan.window_start_frame + i) or f"#{plan.window_start_frame + i}"  # noqa: E731
-    before = [(plan.media.path, plan.window_start_frame + i, caption(i)) for i in picks]
-    after = [(str(job.version.path), i, caption(i)) for i in picks]
-    sheet = media.contact_sheet([("before", before), ("after", after)], folder / "demo_before_after.png")
+    # record timecodes, the clip, prompt and version; frames on both sides of each edge of the window
+    sheet = media.retake_sheet(job.plan, job.version, folder / "demo_before_after.png")
     return DemoResult(source, outcome.output, job.version.path, sheet)

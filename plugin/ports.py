@@ -199,6 +199,19 @@ class MediaTool(Protocol):
         """A PNG of labelled rows of thumbnails: [(row label, [(file, frame index) or (file, frame index, label)])]."""
         ...
 
+    def retake_sheet(self, plan, version, dest: Path, *, thumb_height: int = 90) -> Path:
+        """A retake's before/after sheet: record timecodes, clip, prompt and version, frames on both sides of each edge."""
+        ...
+
+    def frame_reader(self, *, max_size: tuple[int, int] | None = (1920, 1080)):
+        """A reader for a viewer: `.read(path, index)` gives one frame's RGB array, sought rather than decoded from the
+        file's start; `.close()` lets its files go."""
+        ...
+
+    def read_sound(self, path: str | Path, start_s: float, duration_s: float, *, rate: int = 48000, channels: int = 2):
+        """The sound of `path` over a span (seconds from its first frame) as 16-bit PCM, shape (samples, channels)."""
+        ...
+
 
 @runtime_checkable
 class FileHost(Protocol):

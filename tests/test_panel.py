@@ -9,14 +9,20 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+import opentimelineio as otio
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QPushButton
 
 from ltx_retake.adapters.local_service import LocalService, LocalServiceConfig
+from ltx_retake.adapters.media_sheet import retake_sheet_rows
+from ltx_retake.adapters.testcard import audio_marks, read_index, write_marks_wav
 from ltx_retake.adapters.timeline_files import read_timeline, write_timeline
 from ltx_retake.paths import file_sha256
 from ltx_retake.settings import load_settings
+from ltx_retake.ui.display import display_problem
 from ltx_retake.ui.timeline_view import badge_text
 from ltx_retake.ui.window import Dialogs, RetakeWindow
 from ltx_retake.versions import list_versions
@@ -53,11 +59,27 @@ class Answers(Dialogs):
         return self.relink_answer.pop(0) if getattr(self, "relink_answer", None) else None
 
 
+class KeptSound:
+    """A sound output that keeps what it is given (the seam the panel plays through; no sound device needed)."""
+
+    def __init__(self):
+        self.played = []
+
+    def play(self, pcm, rate):
+        self.played.append((pcm, rate))
+
+    def stop(self):
+        pass
+
+    def elapsed(self):
+        return 0.0
+
+
 @pytest.fixture
 def window(qtbot, tmp_path):
-    def make(settings=None, answers=None, local_config=None) -> RetakeWindow:
+    def make(settings=None, answers=None, local_config=None, **options) -> RetakeWindow:
         w = RetakeWindow(settings or load_settings(), qsettings=QSettings(str(tmp_path / "panel.ini"), QSettings.IniFormat),
-                         local_config=local_config, dialogs=answers or Answers())
+                         local_config=local_config, dialogs=answers or Answers(), **options)
         qtbot.addWidget(w)
         w.resize(1400, 860)
         w.show()
@@ -77,6 +99,19 @@ def _select_range(qtbot, w: RetakeWindow, a: int, b: int) -> None:
     assert view.selected_range() == (a, b)
 
 
+def _monitor_index(qtbot, w: RetakeWindow, frame: int) -> int | None:
+    """Put the playhead on `frame` and read the index the monitor's picture carries."""
+    w.view.set_playhead(frame)
+    qtbot.waitUntil(lambda: not w.monitor.pending(), timeout=10_000)
+    image = w.monitor.image()
+    if image is None:
+        return None
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, width, line = image.height(), image.width(), image.bytesPerLine()
+    rgb = np.frombuffer(image.constBits(), np.uint8, count=h * line).reshape(h, line)[:, :width * 3].reshape(h, width, 3)
+    return read_index(rgb.copy())
+
+
 def _retake_ready(qtbot, w: RetakeWindow, prompt: str) -> None:
     w.form.prompt.setFocus()
     qtbot.keyClicks(w.form.prompt, prompt)
@@ -91,9 +126,14 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     assert w.open(cut)
     assert w.windowTitle().startswith("cut.otio")
 
+    # the monitor shows what the timeline shows at the playhead, by frame content, decoded off the GUI thread
+    assert [_monitor_index(qtbot, w, f) for f in (5, 30, 139)] == [5, 30, 139]
+    assert w.monitor.where.text().startswith("01:00:05:19  V1 · C")
     _select_range(qtbot, w, 36, 84)          # two seconds inside clip B
+    assert w.monitor.marks.text() == "In 01:00:01:12  Out 01:00:03:11  (48 frames)"   # marks read inclusive
     _retake_ready(qtbot, w, "a stormy sky")
-    assert "B on V1: 01:00:01:12-01:00:03:12, 48 frames" in w.form.window_text.text()
+    assert "B on V1: 01:00:01:12-01:00:03:11, 48 frames" in w.form.window_text.text()
+    assert "will replace 01:00:01:12-01:00:03:11 on V1" in w.form.window_text.text()
     assert "$0.00" in w.form.cost.text() or "local" in w.form.cost.text()
     assert w.view.overlays(), "the view draws the planned window and handles before sending"
 
@@ -103,18 +143,53 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     assert w.jobs.step_of("r1", "job1") == "done", w.status.text()
     qtbot.waitUntil(lambda: bool("r1" in w.session.runs and w.session.runs["r1"].pending), timeout=10_000)
     assert w.windowTitle().endswith("* — LTX Retake")
+    # the status bar and the Review tab say the same: one ready, and the Review tab shows it with Accept
+    qtbot.waitUntil(lambda: w.preview.reviewing(), timeout=10_000)
+    assert w.status.text().startswith("1 retake(s) ready to review") and w.viewer.tabText(1) == "Review (1 ready)"
+    assert w.preview.findChild(QPushButton, "accept").isVisibleTo(w.preview)
 
     # awaiting review: the timeline still shows what it showed before
     (retaken,) = list_versions(w.session.document.timeline)
     assert retaken.versions == ("retake_v001",) and retaken.active == "original"
     assert w.view.timeline() is w.session.document.timeline and badge_text(retaken.clip) == "orig/1"
 
-    qtbot.mouseClick(w.jobs.buttons("r1", "job1")["review"], Qt.LeftButton)
+    # at 1280x720 the row's Review shows inside the jobs list, and a double-click on the row opens the review
+    w.preview.clear()
+    w.resize(1280, 720)
+    qtbot.waitUntil(lambda: w.width() == 1280)
+    review = w.jobs.buttons("r1", "job1")["review"]
+    viewport = w.jobs.tree.viewport()
+    corner = review.mapTo(viewport, QPoint(review.width() - 1, review.height() - 1))
+    assert review.isVisible() and viewport.rect().contains(review.mapTo(viewport, QPoint(0, 0))) and viewport.rect().contains(corner)
+    item_rect = w.jobs.tree.visualItemRect(w.jobs.item_of("r1", "job1"))
+    at = QPoint(item_rect.left() + 20, item_rect.center().y())
+    with qtbot.waitSignal(w.jobs.reviewRequested):   # a double-click as a mouse makes it: press, release, double-click
+        qtbot.mouseClick(viewport, Qt.LeftButton, pos=at)
+        qtbot.mouseDClick(viewport, Qt.LeftButton, pos=at)
     qtbot.waitUntil(lambda: w.preview.filmstrip_count() > 0, timeout=20_000)
+    sheet = w.contact_sheet("r1", "job1", wait=True)
+    assert sheet.is_file() and sheet.stat().st_size > 10_000
+    job = w.session.runs["r1"].jobs["job1"]
+    title, rows = retake_sheet_rows(job.plan, job.version)     # what the sheet says, by record timecode
+    assert title == ["B on V1  01:00:01:12-01:00:03:11  B_retake_v001", "prompt: a stormy sky"]
+    after = [item for item in rows[1][1] if isinstance(item, tuple)]
+    assert [c for _, _, c in after] == ["01:00:01:10", "01:00:01:11", "01:00:01:12", "01:00:01:13", "01:00:02:12",
+                                        "01:00:03:10", "01:00:03:11", "01:00:03:12", "01:00:03:13"]
+    assert [Path(p).name for p, _, _ in after] == ["source.mov"] * 2 + [job.version.path.name] * 5 + ["source.mov"] * 2
     with qtbot.waitSignal(w.preview.accepted):
         qtbot.mouseClick(w.preview.findChild(QPushButton, "accept"), Qt.LeftButton)
     (retaken,) = list_versions(w.session.document.timeline)
     assert retaken.active == "retake_v001"
+    _monitor_index(qtbot, w, 50)
+    assert "B_retake_v001 · v1" in w.monitor.where.text()
+
+    # Undo and Redo of Accept: the clip, the jobs list and the review follow
+    assert w.undo_action.shortcut().toString() == "Ctrl+Z" and "Ctrl+Shift+Z" in [k.toString() for k in w.redo_action.shortcuts()]
+    w.undo_action.trigger()
+    assert list_versions(w.session.document.timeline)[0].active == "original"
+    assert w.session.ready_to_review() == [("r1", "job1")] and "ready to review" in w.jobs.item_of("r1", "job1").text(5)
+    w.redo_action.trigger()
+    assert list_versions(w.session.document.timeline)[0].active == "retake_v001" and not w.session.ready_to_review()
 
     # the versions menu's actions: compare two versions (no Accept/Discard there), go back to the original and forth
     w.compare(retaken.clip, "retake_v001", "original")
@@ -122,12 +197,23 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
                     timeout=20_000)
     w._switch("B", "original", retaken.record_timecode.split("-")[0])
     assert list_versions(w.session.document.timeline)[0].active == "original"
+    w.undo_action.trigger()                                  # a version switch is undone too
+    assert list_versions(w.session.document.timeline)[0].active == "retake_v001"
+    w._switch("B", "original", retaken.record_timecode.split("-")[0])
     w._switch("B", "v001", retaken.record_timecode.split("-")[0])
     assert list_versions(w.session.document.timeline)[0].active == "retake_v001"
 
     out = tmp_path / "cut_retaken.otio"
     assert w.save_to(out)
+    assert not w.session.document.modified and w.windowTitle().startswith("cut_retaken.otio — ")   # Save As renames
+    w.undo_action.trigger()                                  # back past the save: modified again, and the title says so
+    assert w.session.document.modified and w.windowTitle().startswith("cut_retaken.otio * — ")
+    w.redo_action.trigger()
     assert not w.session.document.modified
+    while w.session.document.can_undo():                     # every edit taken back: the landed retake goes too
+        w.undo_action.trigger()
+    assert list_versions(w.session.document.timeline) == [] and w.session.ready_to_review() == []
+    assert w.view.timeline() is w.session.document.timeline
     assert file_sha256(cut) == cut_sha and file_sha256(tmp_path / "source.mov") == media_sha
 
     # reopen: the version is there, active, and its file is on disk
@@ -201,6 +287,8 @@ def test_closing_with_jobs_in_flight_says_so(qtbot, window, tmp_path):
     assert answers.asked[-1][0] == "Jobs still running" and "reopen the panel" in answers.asked[-1][1]
     qtbot.mouseClick(w.jobs.buttons("r1", "job1")["cancel"], Qt.LeftButton)
     qtbot.waitUntil(lambda: w.jobs.step_of("r1", "job1") == "cancelled", timeout=30_000)
+    qtbot.waitUntil(lambda: "cancelled" in w.status.text(), timeout=30_000)
+    assert w.status.text() == "0 retake(s) ready to review, 1 cancelled.", "a cancel is not a failure"
 
 
 def test_reopening_shows_an_interrupted_run_and_resumes_it(qtbot, window, tmp_path, monkeypatch):
@@ -260,6 +348,7 @@ def test_offline_media_is_drawn_offline_named_in_the_plan_and_relinked_from_the_
     w = window(answers=answers)
     assert w.open(windows)
     assert w.view.offline_count() == 3 and "3 clip(s) are offline" in w.status.text()
+    assert _monitor_index(qtbot, w, 30) is None and w.monitor.card().startswith("Media offline\nB:")
     _select_range(qtbot, w, 30, 80)
     w.form.prompt.setFocus()
     qtbot.keyClicks(w.form.prompt, "fog")
@@ -269,6 +358,12 @@ def test_offline_media_is_drawn_offline_named_in_the_plan_and_relinked_from_the_
     answers.relink_answer = [("map", f"E:/Shoot/Day1={moved}")]
     w.relink()
     assert w.view.offline_count() == 0 and "3 clip(s) relinked" in w.status.text()
+    assert _monitor_index(qtbot, w, 30) == 30
+    w.undo_action.trigger()                                   # a relink is undone like any edit
+    assert w.view.offline_count() == 3 and w.monitor.card().startswith("Media offline")
+    assert not w.session.document.modified, "a relink changes no saved file"
+    w.redo_action.trigger()
+    assert w.view.offline_count() == 0
     qtbot.waitUntil(lambda: w.form.retake.isEnabled(), timeout=20_000)
     assert answers.asked[-1][0] == "Relink Media" and "E:/Shoot/Day1/source.mov" in answers.asked[-1][1]
 
@@ -299,3 +394,70 @@ def test_the_context_control_changes_what_is_sent_and_the_plan_follows(qtbot, wi
     w.form.context_max.setChecked(True)
     qtbot.waitUntil(lambda: "input 7.71 s" in w.form.window_text.text(), timeout=20_000)   # all 8 s of media: 185 frames
     assert not w.form.context.isEnabled()
+
+
+def test_the_plan_highlights_the_linked_sound_and_draws_handles_in_the_clips_own_lane(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    tl = read_timeline(cut)
+    a1 = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    for clip in tl.tracks[0]:                                  # the same media in sync: the picture's linked sound
+        a1.append(clip.deepcopy())
+    tl.tracks.append(a1)
+    w = window()
+    assert w.open(write_timeline(tl, tmp_path / "linked.otio"))
+    w.view.zoom_fit()
+    before = w.view.grab().toImage()
+    _select_range(qtbot, w, 36, 84)
+    _retake_ready(qtbot, w, "rain")                            # "Picture and sound"
+    qtbot.waitUntil(lambda: len(w.view.overlays()) == 2, timeout=20_000)
+    picture, sound = w.view.overlays()
+    assert (picture.track_index, picture.linked, sound.track_index, sound.linked) == (0, False, 1, True)
+    assert picture.window == sound.window == (36, 84) and picture.item == sound.item == (24, 120)
+    assert picture.handles[0] < 24, "the context reaches past the clip's cut, into the media before it"
+    after = w.view.grab().toImage()
+    for ti in (0, 1):                                          # the neighbours under the handles look as they did
+        for frame in (picture.handles[0] + 1, 22):
+            rect = w.view.track_rect(ti)
+            at = QPoint(w.view.x_of(frame), rect.center().y())
+            assert after.pixel(at) == before.pixel(at), f"drawn over the neighbour at frame {frame} of track {ti}"
+    w.form.mode.setCurrentIndex(w.form.mode.findText("Picture only"))
+    qtbot.waitUntil(lambda: len(w.view.overlays()) == 1, timeout=20_000)
+    assert w.view.overlays()[0].track_index == 0
+
+
+def test_j_k_l_play_the_timeline_with_its_sound_and_the_monitor_follows(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    sound = KeptSound()
+    w = window(sound=sound)
+    assert w.open(cut)
+    w.view.setFocus()
+    qtbot.keyClick(w.view, Qt.Key_L)
+    qtbot.waitUntil(lambda: w.view.playhead() >= 24, timeout=10_000)
+    qtbot.keyClick(w.view, Qt.Key_K)
+    stopped = w.view.playhead()
+    qtbot.wait(200)
+    assert w.view.playhead() == stopped and w.transport.speed == 0
+    assert _monitor_index(qtbot, w, stopped) == stopped
+    qtbot.keyClick(w.view, Qt.Key_Left)                        # a frame back: the monitor follows
+    qtbot.waitUntil(lambda: not w.monitor.pending(), timeout=10_000)
+    assert w.view.playhead() == stopped - 1
+    # the sound played along: the timeline's sound from frame 0 (no audio tracks: its clips' own), marks every 12 frames
+    qtbot.waitUntil(lambda: bool(sound.played), timeout=10_000)
+    pcm, rate = sound.played[0]
+    skipped = 144 - len(pcm) / 2000                            # the frames played before the sound was ready (kept in sync)
+    assert rate == 48000 and skipped == int(skipped) and 0 <= skipped < 24
+    wav = write_marks_wav(tmp_path / "heard.wav", pcm.astype(np.float32) / 32767, rate)
+    heard = [round(m.time * 24 + skipped) for m in audio_marks(wav)]
+    assert heard == [f for f in range(0, 144, 12) if f >= skipped]
+
+
+def test_without_the_libraries_qt_needs_the_panel_names_the_packages_and_exits(tmp_path):
+    lacking = display_problem({"DISPLAY": ":0"}, loads=lambda name: "xcb-cursor" not in name and "EGL" not in name,
+                              platform="linux")
+    assert "sudo apt-get install libegl1 libxcb-cursor0 " in lacking
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, loads=lambda name: "xcb" not in name, platform="linux") == ""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "xcb"
+    done = subprocess.run([sys.executable, "-m", "ltx_retake", "panel"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "cannot open a window" in done.stderr, (done.returncode, done.stderr[-300:])

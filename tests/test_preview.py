@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("PySide6.QtWidgets")
 
 from ltx_retake.adapters.media import FfmpegMediaTool
-from ltx_retake.adapters.testcard import read_index
+from ltx_retake.adapters.testcard import audio_marks, mark_frequency, read_index, write_marks_wav
 from ltx_retake.ui.preview import (
     PreviewPane,
     Take,
@@ -214,15 +214,49 @@ def test_accept_and_discard_emit(qtbot, pane, takes):
         qtbot.mouseClick(pane.findChild(QPushButton, "discard"), Qt.MouseButton.LeftButton)
 
 
-def test_play_button_needs_qt_multimedia(qtbot, pane, takes):
-    pane.show_takes(*takes)
-    play = pane.findChild(QPushButton, "play")
-    if multimedia_available():
-        assert play.isEnabled()
-    else:
-        assert not play.isEnabled()
-        assert "PySide6-Addons (Qt Multimedia)" in play.toolTip()
-        assert "wipe and filmstrip are the preview" in play.toolTip()
+class KeptSound:
+    """A sound output that keeps what it is given: the seam the pane plays through (no sound device is needed)."""
+
+    def __init__(self):
+        self.played: list[tuple[np.ndarray, int]] = []
+
+    def play(self, pcm, rate):
+        self.played.append((pcm, rate))
+
+    def stop(self):
+        pass
+
+    def elapsed(self):
+        return 0.0
+
+
+def test_play_hears_the_chosen_side_of_the_window_and_without_sound_a_sentence_stands_there(qtbot, clip_factory, reader,  # noqa: F811
+                                                                                             tmp_path):
+    silent = PreviewPane(reader)
+    qtbot.addWidget(silent)
+    assert silent.findChild(QPushButton, "play").isHidden()
+    assert "Qt Multimedia" in silent.findChild(QLabel, "noSound").text()
+
+    a = clip_factory("sound_a.mov", frames=48, rate=Fraction(24), size=(160, 90), mark_every=12)
+    b = clip_factory("sound_b.mov", frames=48, rate=Fraction(24), size=(160, 90), mark_every=12, first_index=1000)
+    sound = KeptSound()
+    pane = PreviewPane(reader, sound=sound, read_sound=FfmpegMediaTool().read_sound)
+    qtbot.addWidget(pane)
+    pane.show_takes(Take("original", a, first_frame=8, frames=32, rate=24.0), Take("v002", b, 8, 32, 24.0))
+    heard = {}
+    for side in ("A", "B"):
+        pane.set_hearing(side)
+        pane.findChild(QPushButton, "play").click()
+        qtbot.waitUntil(lambda: len(sound.played) == len(heard) + 1, timeout=10_000)
+        pcm, rate = sound.played[-1]
+        assert rate == 48000 and len(pcm) == 32 * 2000                          # the window: 32 frames at 24 fps
+        wav = write_marks_wav(tmp_path / f"{side}.wav", pcm.astype(np.float32) / 32767, rate)
+        heard[side] = [(round(m.time * 24), round(m.frequency / 50) * 50) for m in audio_marks(wav)]
+        pane.findChild(QPushButton, "play").click()                             # stop
+    # a mark where the frame's own index is a multiple of 12: A's frames 12, 24, 36 (window offsets 4, 16, 28);
+    # B's frames show 1000 + j, so its marks fall on 1008, 1020, 1032 (offsets 0, 12, 24), at their own pitches
+    assert [f for f, _ in heard["A"]] == [4, 16, 28] and [f for f, _ in heard["B"]] == [0, 12, 24]
+    assert [hz for _, hz in heard["A"]] == [round(mark_frequency(i, 12)) for i in (12, 24, 36)]
 
 
 def test_play_frames_steps_the_wipe(qtbot, pane, takes):

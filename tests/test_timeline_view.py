@@ -430,3 +430,54 @@ def test_every_corpus_timeline_shows(view, corpus):
 
 def _close(a: QColor, b: QColor, tol: int = 40) -> bool:
     return abs(a.red() - b.red()) + abs(a.green() - b.green()) + abs(a.blue() - b.blue()) <= tol
+
+
+_QT_FREE = r"""
+import sys
+sys.modules["PySide6"] = None          # the index must not need Qt: importing it would fail here
+sys.path.insert(0, "tests")
+import opentimelineio as otio
+from ltx_retake.selection import clips_on_track
+from ltx_retake.ui.timeline_model import TimelineIndex
+from timelines import RT, TR, clip, timeline
+%s
+tl = cut()
+tl.tracks[1][1][1].enabled = True
+index = TimelineIndex(tl)
+shown = {f: index.picture_at(f) for f in (10, 50, 80, 125, 160, 230)}
+print({f: (p.clip.name if p.clip else None, p.track_index, p.media_time.value if p.media_time else None)
+       for f, p in shown.items()})
+a1 = [c.name for c, _ in clips_on_track(tl.tracks[2])]
+print([index.pick(ti, c).number for ti in (0, 1) for c, _ in clips_on_track(tl.tracks[ti])])
+tl.tracks[1].enabled = False
+print(TimelineIndex(tl).picture_at(80).clip.name)
+print([(p.clip.name, p.record) for p in index.sound_at(20, 40)])
+"""
+
+
+def test_the_index_needs_no_qt_numbers_clips_as_the_core_and_says_what_shows_where():
+    import subprocess
+    import sys
+
+    import inspect
+
+    script = _QT_FREE % inspect.getsource(cut)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shown, numbers, below, sound = done.stdout.strip().splitlines()
+    # V2 (track 1): a gap to 30, then the nest: bg 30-110 with fg on top from 70; V1 below: shot010 0-48,
+    # shot020 48-120 (from source 10), a gap, shot030 144-204
+    assert eval(shown) == {10: ("shot010", 0, 10), 50: ("bg", 1, 20), 80: ("fg", 1, 10), 125: (None, None, None),
+                           160: ("shot030", 0, 16), 230: (None, None, None)}
+    assert eval(numbers) == [1, 2, 3, 1, 2]            # the core's clips_on_track order, nested clips counted
+    assert below == "shot020"                          # a disabled track shows what is under it
+    assert eval(sound) == [("dialogue", (20, 40))]
+
+
+def test_j_k_l_ask_for_playback(view, qtbot):
+    view.set_timeline(cut())
+    view.setFocus()
+    for key, direction in ((Qt.Key.Key_L, 1), (Qt.Key.Key_K, 0), (Qt.Key.Key_J, -1)):
+        with qtbot.waitSignal(view.shuttleRequested) as asked:
+            qtbot.keyClick(view, key)
+        assert asked.args == [direction]

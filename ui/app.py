@@ -1,4 +1,8 @@
-"""`ltx-retake panel [TIMELINE | --resolve]`: start the retake panel (a Qt application) on a timeline file or on Resolve's."""
+"""`ltx-retake panel [TIMELINE | --resolve]`: start the retake panel (a Qt application) on a timeline file or on Resolve's.
+
+Qt is loaded only after `display.display_problem()` finds that a window can open here: a machine without the X
+libraries Qt needs gets a sentence naming the packages and exit code 2, never Qt's abort.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
-
 from ..errors import RetakeError, redact
 from ..settings import load_settings
+from .display import display_problem
 
 __all__ = ["main", "connect_resolve"]
 
@@ -18,6 +20,8 @@ __all__ = ["main", "connect_resolve"]
 def connect_resolve(connect=None):
     """Connect to the running Resolve on a thread while the event loop runs (the call can take seconds, and in the
     Scripts-menu route it crosses a socket); returns the bridge or raises what the connection raised."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
     if connect is None:
         from ..compose import live_nle as connect
     done: dict = {}
@@ -45,7 +49,22 @@ def connect_resolve(connect=None):
 
 def main(timeline: Path | None = None, argv: list[str] | None = None, *, resolve: bool = False) -> int:
     """Run the panel until its window closes; returns the exit code (2: it could not start)."""
-    from .window import RetakeWindow
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    try:
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        from .window import RetakeWindow
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("PySide6"):
+            print(f"The panel needs PySide6, which is not installed ({exc.name}): pip install 'ltx-retake[ui]'.",
+                  file=sys.stderr)
+        else:
+            print(f"The panel's Qt libraries do not load here ({redact(str(exc))}); reinstall with "
+                  "pip install --force-reinstall 'ltx-retake[ui]'.", file=sys.stderr)
+        return 2
 
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("LTX Retake")

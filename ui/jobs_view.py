@@ -37,8 +37,8 @@ __all__ = [
     "JobsView",
 ]
 
-COL_LABEL, COL_STEP, COL_PROGRESS, COL_TIME, COL_LAST, COL_NOTE, COL_ACTIONS = range(7)
-HEADERS = ("Clip", "Step", "Progress", "Time", "Last line", "Note", "")
+COL_LABEL, COL_STEP, COL_ACTIONS, COL_PROGRESS, COL_TIME, COL_NOTE, COL_LAST = range(7)
+HEADERS = ("Clip", "Step", "", "Progress", "Time", "Note", "Last line")
 MAX_LINES = 500            # log lines and messages kept per job; older ones are dropped
 RUN_JOB = "run"            # the job id the runner uses for run-wide messages: not a row
 ERROR_RED = QColor("#c62828")
@@ -130,6 +130,10 @@ class _Row:
 class JobsView(QWidget):
     """The jobs of every run in flight, keyed by (run_key, job_id), with Cancel, Retry, Review and Resume.
 
+    Each row shows only what it offers now (Cancel while running, Retry after a failure or a cancel, Review when
+    done), third from the left so it stays in view in a narrow pane; Enter or a double-click on a done row asks
+    for its review too.
+
     Feed it with `apply_events` on the GUI thread; each batch touches each row's widgets at most once.
     Elapsed times come from `clock` (default `time.time`, the clock `JobEvent.at` is stamped with) and are
     refreshed by one one-second timer for all rows.
@@ -155,12 +159,14 @@ class JobsView(QWidget):
         self.tree.setRootIsDecorated(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(COL_LAST, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_LABEL, 300), (COL_STEP, 170), (COL_PROGRESS, 120), (COL_TIME, 50), (COL_NOTE, 80),
-                           (COL_ACTIONS, 240)):
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(24)
+        # what a row offers (one button: Cancel, Retry or Review) comes third, so it shows in a narrow pane
+        for col, width in ((COL_LABEL, 150), (COL_STEP, 96), (COL_ACTIONS, 84), (COL_PROGRESS, 80), (COL_TIME, 44),
+                           (COL_NOTE, 200)):
             self.tree.setColumnWidth(col, width)
         self.tree.currentItemChanged.connect(lambda *_: self._show_details())
+        self.tree.itemActivated.connect(self._activated)        # Enter, or a double-click: the row's review
 
         self.details = QPlainTextEdit(self)
         self.details.setReadOnly(True)
@@ -365,6 +371,8 @@ class JobsView(QWidget):
             button = QPushButton(text)
             button.setObjectName(name)
             button.setEnabled(False)
+            button.setVisible(False)
+            button.setMinimumWidth(64)
             button.clicked.connect(lambda _=False, s=signal, k=key: s.emit(*k))
             box.addWidget(button)
             row.buttons[name] = button
@@ -472,12 +480,20 @@ class JobsView(QWidget):
         enabled = (row.running, row.step in (Step.FAILED, Step.CANCELLED) or row.stopped, row.step == Step.SPLICED)
         if shown.get("buttons") != enabled:
             shown["buttons"] = enabled
-            for name, on in zip(("cancel", "retry", "review"), enabled):
+            for name, on in zip(("cancel", "retry", "review"), enabled):   # only what the row offers now shows
                 row.buttons[name].setEnabled(on)
+                row.buttons[name].setVisible(on)
         if row.running:
             self._running.add(row.key)
         else:
             self._running.discard(row.key)
+
+    def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        """Enter or a double-click on a row: a finished job opens its review."""
+        key = item.data(COL_LABEL, _KEY_ROLE) if item is not None else None
+        row = self._rows.get(tuple(key)) if key else None
+        if row is not None and row.step == Step.SPLICED:
+            self.reviewRequested.emit(*row.key)
 
     def _show_details(self) -> None:
         item = self.tree.currentItem()

@@ -6,13 +6,18 @@ panel, `offline_wiring(settings).media.read_frames`); they are decoded on Qt's g
 to the GUI thread by a queued signal and kept in a small LRU cache keyed by (path, frame index). A file that
 cannot be read shows a sentence in the pane, never a traceback.
 
-Playing the real video needs Qt Multimedia (PySide6-Addons); where it is missing the Play button is disabled
-and "Play frames" steps the wipe through the decoded frames at the take's rate instead.
+"Play" plays the window with its sound: the wipe steps through the decoded frames at the take's rate while the
+sound of the side chosen with "Hear" (A, before; B, after) plays through an injected `ltx_retake.ui.sound`
+output. Where there is no sound (Qt Multimedia from PySide6-Addons missing, no sound device) a sentence stands
+where Play would be, and "Play frames" steps the wipe silently. With nothing under review the pane offers the
+newest finished retake (`set_offer`).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +33,6 @@ from PySide6.QtCore import (
     Qt,
     QThreadPool,
     QTimer,
-    QUrl,
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
@@ -46,10 +50,12 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import redact
+from .sound import SOUND_RATE, multimedia_problem
 
-__all__ = ["PreviewPane", "ReadFrames", "Take", "filmstrip_offsets", "multimedia_available"]
+__all__ = ["PreviewPane", "ReadFrames", "ReadSound", "Take", "filmstrip_offsets", "multimedia_available"]
 
 ReadFrames = Callable[[Path, list[int]], dict[int, np.ndarray]]
+ReadSound = Callable[[Path, float, float], np.ndarray]     # path, start s, duration s -> int16 PCM (samples, 2)
 
 FILMSTRIP_THUMBS = 6            # thumbnails per row, evenly spaced across the window
 THUMB_SIZE = QSize(96, 54)      # the box a thumbnail is fitted into
@@ -57,7 +63,7 @@ LOOKAHEAD = 12                  # frames decoded ahead of the wipe while "Play f
 CACHE_BYTES = 320 << 20         # decoded frames kept (full-size QImages), least recently used dropped first
 CACHE_MIN_ITEMS = 32            # ... but never fewer than this many
 MAX_FRAME = QSize(1920, 1080)   # larger frames are scaled down to fit this when decoded (the wipe is smaller)
-NO_PLAYBACK = ("Playing the video needs PySide6-Addons (Qt Multimedia), which is not installed; "
+NO_PLAYBACK = ("Playing with sound needs PySide6-Addons (Qt Multimedia) and a sound device; "
                "the wipe and filmstrip are the preview here, and Play frames steps through the window.")
 _SIDES = ("A", "B")
 
@@ -81,19 +87,9 @@ class Take:
             raise ValueError(f"Take {self.label!r}: frame rate {self.rate} is not positive.")
 
 
-@functools.cache
-def _multimedia():
-    """(QtMultimedia, QtMultimediaWidgets) where PySide6-Addons is installed, else None."""
-    try:
-        from PySide6 import QtMultimedia, QtMultimediaWidgets
-    except ImportError:
-        return None
-    return QtMultimedia, QtMultimediaWidgets
-
-
 def multimedia_available() -> bool:
-    """Whether Qt Multimedia imports here (PySide6-Addons), so the Play button can play the video."""
-    return _multimedia() is not None
+    """Whether Qt Multimedia loads here (PySide6-Addons and the system libraries it needs), so Play can be heard."""
+    return not multimedia_problem()
 
 
 def filmstrip_offsets(frames: int, count: int = FILMSTRIP_THUMBS) -> list[int]:
@@ -284,10 +280,19 @@ class PreviewPane(QWidget):
 
     accepted = Signal()     # Accept: the caller makes the version active
     discarded = Signal()
+    offerClicked = Signal()  # the offered retake (set_offer) is wanted
+    sheetRequested = Signal()  # a contact sheet of what is reviewed
+    _soundReady = Signal(int, object, object)   # generation, PCM or None, error sentence or None (from a thread)
 
-    def __init__(self, read_frames: ReadFrames, parent=None):
+    def __init__(self, read_frames: ReadFrames, parent=None, *, sound=None, read_sound: ReadSound | None = None,
+                 no_sound: str = ""):
         super().__init__(parent)
         self._read_frames = read_frames
+        self._sound = sound if read_sound is not None else None
+        self._read_sound = read_sound
+        self._no_sound = no_sound or NO_PLAYBACK
+        self._hear = "B"
+        self._clock: tuple[float, int] | None = None    # (monotonic time, offset) Play with sound counts from
         self._token = object()           # tells this pane's results apart on the shared bridge
         self._generation = 0
         self._takes: tuple[Take, Take] | None = None
@@ -300,9 +305,8 @@ class PreviewPane(QWidget):
         self._last: dict[str, QImage | None] = {"A": None, "B": None}
         self._thumbs: dict[str, dict[int, QToolButton]] = {"A": {}, "B": {}}
         self._loaded: dict[str, set[int]] = {"A": set(), "B": set()}
-        self._player = None
-        self._video = None
         self._build()
+        self._soundReady.connect(self._sound_ready, Qt.ConnectionType.QueuedConnection)
         _bridge().decoded.connect(self._on_decoded, Qt.ConnectionType.QueuedConnection)
         self.clear()
 
@@ -313,6 +317,12 @@ class PreviewPane(QWidget):
         self._message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._message.setStyleSheet("color: #e07a5f;")
         outer.addWidget(self._message)
+        self._offer = QPushButton(objectName="offer")
+        self._offer.setToolTip("Open it with its before and after (Enter or a double-click on a done job does too).")
+        self._offer.clicked.connect(self.offerClicked)
+        self._offer.hide()
+        outer.addWidget(self._offer)
+        self._offer_text = ""
 
         heads = QHBoxLayout()
         self._label_a = QLabel(objectName="labelA")
@@ -350,21 +360,35 @@ class PreviewPane(QWidget):
         self._play_frames.setToolTip("Step the wipe through the window at the take's frame rate (decoded frames).")
         self._play_frames.toggled.connect(self._toggle_frames)
         self._play = QPushButton("Play", objectName="play", checkable=True)
-        if multimedia_available():
-            self._play.setToolTip("Play the B take's window as video.")
-            self._play.toggled.connect(self._toggle_video)
+        self._hear_button = QPushButton("Hear B (after)", objectName="hear")
+        self._hear_button.setToolTip("Whose sound Play plays: A (before) or B (after).")
+        self._hear_button.clicked.connect(lambda: self.set_hearing("A" if self._hear == "B" else "B"))
+        self._no_sound_label = QLabel(self._no_sound, objectName="noSound", wordWrap=True)
+        self._no_sound_label.setStyleSheet("color: #b0b3b8;")
+        if self._sound is not None:
+            self._play.setToolTip("Play the window with the sound of the side chosen with Hear.")
+            self._play.toggled.connect(self._toggle_sound)
+            self._no_sound_label.hide()
         else:
             self._play.setEnabled(False)
-            self._play.setToolTip(NO_PLAYBACK)
+            self._play.setToolTip(self._no_sound)
+            self._play.hide()
+            self._hear_button.hide()
         self._discard = QPushButton("Discard", objectName="discard")
         self._discard.setToolTip("Drop this version; the timeline keeps what it had.")
         self._discard.clicked.connect(self._on_discard)
+        self._sheet = QPushButton("Contact Sheet", objectName="sheet")
+        self._sheet.setToolTip("Write a PNG of the retake: record timecodes, clip, prompt and version, with frames on both "
+                               "sides of each edge of the window.")
+        self._sheet.clicked.connect(self.sheetRequested)
         self._accept = QPushButton("Accept", objectName="accept")
         self._accept.setToolTip("Make this version the clip's active version.")
         self._accept.clicked.connect(self._on_accept)
-        for w in (self._play_frames, self._play):
+        for w in (self._play_frames, self._play, self._hear_button):
             buttons.addWidget(w)
+        buttons.addWidget(self._no_sound_label, 1)
         buttons.addStretch(1)
+        buttons.addWidget(self._sheet)
         buttons.addWidget(self._discard)
         buttons.addWidget(self._accept)
         outer.addLayout(buttons)
@@ -373,7 +397,7 @@ class PreviewPane(QWidget):
         self._timer.timeout.connect(self._tick)
 
     # ---- public -------------------------------------------------------------------------------------
-    def show_takes(self, before: Take, after: Take, *, decide: bool = True) -> None:
+    def show_takes(self, before: Take, after: Take, *, decide: bool = True, sheet: bool = False) -> None:
         """Show `before` as A and `after` as B from the first frame of the window, the split in the middle."""
         self._stop_playing()
         self._generation += 1
@@ -397,7 +421,11 @@ class PreviewPane(QWidget):
             w.setEnabled(True)
         self._accept.setVisible(decide)
         self._discard.setVisible(decide)
+        self._sheet.setVisible(sheet)
         self._wipe.hint = ""
+        self._offer.hide()
+        self._play.setEnabled(self._sound is not None)
+        self._hear_button.setEnabled(self._sound is not None)
         self._refresh()
 
     def clear(self) -> None:
@@ -421,12 +449,32 @@ class PreviewPane(QWidget):
         self._slider.blockSignals(True)
         self._slider.setRange(0, 0)
         self._slider.blockSignals(False)
-        for w in (self._slider, self._play_frames):
+        for w in (self._slider, self._play_frames, self._play, self._hear_button):
             w.setEnabled(False)
         self._accept.hide()
         self._discard.hide()
+        self._sheet.hide()
         self._wipe.images = (None, None)
-        self._wipe.hint = "No finished retake to preview."
+        self._show_offer()
+
+    def set_offer(self, text: str) -> None:
+        """With nothing under review, offer a finished retake: `text` names it on a button ("" offers nothing)."""
+        self._offer_text = text
+        if self._takes is None:
+            self._show_offer()
+
+    def offer(self) -> str:
+        """What the pane offers now ("" when nothing, or while it shows takes)."""
+        return self._offer_text if self._takes is None else ""
+
+    def reviewing(self) -> bool:
+        """Takes are shown (a review or a comparison)."""
+        return self._takes is not None
+
+    def _show_offer(self) -> None:
+        self._offer.setText(self._offer_text)
+        self._offer.setVisible(bool(self._offer_text))
+        self._wipe.hint = "" if self._offer_text else "No finished retake to preview."
         self._wipe.update()
 
     def current_frame(self) -> int:
@@ -602,55 +650,75 @@ class PreviewPane(QWidget):
             self._play_frames.setText("Play frames")
 
     def _tick(self):
-        """Next frame once both sides of this one are decoded (so slow decoding slows playback, never skips)."""
+        """Next frame once both sides of this one are decoded (so slow decoding slows playback, never skips); with
+        sound, the frame the sound has reached (slow decoding then skips frames, the sound never waits)."""
         if self._takes is None:
             self._play_frames.setChecked(False)
+            self._play.setChecked(False)
+            return
+        if self._clock is not None:
+            t0, start = self._clock
+            frame = start + int((time.monotonic() - t0) * self._takes[1].rate)
+            if frame >= self._frames:
+                self._play.setChecked(False)
+                self.set_frame(self._frames - 1)
+            elif frame != self._offset:
+                self.set_frame(frame)
             return
         if self._ready():
             self.set_frame((self._offset + 1) % self._frames)
         else:
             self._schedule()
 
-    def _toggle_video(self, on: bool):
-        modules = _multimedia()
-        if modules is None or self._takes is None:
+    def set_hearing(self, side: str) -> None:
+        """Whose sound Play plays: "A" (before) or "B" (after); a playing window starts again with it."""
+        self._hear = "A" if side == "A" else "B"
+        self._hear_button.setText("Hear A (before)" if self._hear == "A" else "Hear B (after)")
+        if self._play.isChecked():
+            self._play.setChecked(False)
+            self._play.setChecked(True)
+
+    def hearing(self) -> str:
+        return self._hear
+
+    def _toggle_sound(self, on: bool):
+        if not on or self._takes is None or self._sound is None:
+            self._clock = None
+            self._timer.stop()
+            if self._sound is not None:
+                self._sound.stop()
+            self._play.setText("Play")
+            if on:
+                self._play.setChecked(False)
+            return
+        self._play_frames.setChecked(False)
+        self._play.setText("Stop")
+        take = self._takes[_SIDES.index(self._hear)]
+        start = 0 if self._offset >= self._frames - 1 else self._offset
+        generation, read = self._generation, self._read_sound
+
+        def work() -> None:
+            try:
+                pcm = read(take.path, (take.first_frame + start) / take.rate, (self._frames - start) / take.rate)
+                self._soundReady.emit(generation, (start, pcm), None)
+            except Exception as exc:  # noqa: BLE001 - a sentence in the pane
+                self._soundReady.emit(generation, None, redact(_sentence(str(exc)) or type(exc).__name__))
+
+        threading.Thread(target=work, name="ltx-retake-preview-sound", daemon=True).start()
+
+    def _sound_ready(self, generation: int, result, error) -> None:
+        if generation != self._generation or not self._play.isChecked():
+            return
+        if error is not None:
+            self._message.setText(f"Cannot play the sound of {self._hear}: {error}; the wipe still shows its frames.")
+            self._message.show()
             self._play.setChecked(False)
             return
-        if not on:
-            if self._player is not None:
-                self._player.stop()
-            self._stack.setCurrentWidget(self._wipe)
-            self._play.setText("Play")
-            return
-        QtMultimedia, QtMultimediaWidgets = modules
-        if self._player is None:
-            self._player = QtMultimedia.QMediaPlayer(self)
-            self._audio = QtMultimedia.QAudioOutput(self)
-            self._player.setAudioOutput(self._audio)
-            self._video = QtMultimediaWidgets.QVideoWidget()
-            self._stack.addWidget(self._video)
-            self._player.setVideoOutput(self._video)
-            self._player.positionChanged.connect(self._on_position)
-            self._player.errorOccurred.connect(self._on_player_error)
-        after = self._takes[1]
-        self._player.setSource(QUrl.fromLocalFile(str(after.path)))
-        self._player.setPosition(round(after.first_frame * 1000 / after.rate))
-        self._stack.setCurrentWidget(self._video)
-        self._play.setText("Stop")
-        self._player.play()
-
-    def _on_position(self, ms: int):
-        if self._takes is not None:
-            after = self._takes[1]
-            if ms >= (after.first_frame + after.frames) * 1000 / after.rate:
-                self._play.setChecked(False)
-
-    def _on_player_error(self, *args):
-        if self._takes is not None and self._player is not None:
-            self._message.setText(f"Cannot play {self._takes[1].path}: {_sentence(self._player.errorString())}; "
-                                  "the wipe and filmstrip still show its frames.")
-            self._message.show()
-        self._play.setChecked(False)
+        start, pcm = result
+        self._sound.play(pcm, SOUND_RATE)
+        self._clock = (time.monotonic(), start)
+        self.set_frame(start)
+        self._timer.start(max(1, round(500 / self._takes[1].rate)))
 
     def _stop_playing(self):
         self._play_frames.setChecked(False)

@@ -54,7 +54,8 @@ class RetakeForm(QWidget):
         self.context.setSuffix(" s each side")
         self.context.setToolTip("Footage sent on each side of the window, for the model to match: billed like the window")
         self.context_max = QCheckBox("all the service takes")
-        self.full_res = QCheckBox("Send the picture at its own size (larger than 1920x1080 costs upload time, not money)")
+        self.full_res = QCheckBox("Send the picture at its own size")
+        self.full_res.setToolTip("Larger than 1920x1080 costs upload time, not money.")
         self.dissolve = QSpinBox()
         self.dissolve.setRange(0, 48)
         self.dissolve.setSuffix(" frames")
@@ -70,6 +71,7 @@ class RetakeForm(QWidget):
         self.retake = QPushButton("Retake")
         self.retake.setEnabled(False)
         self.retake.setDefault(True)
+        self.span_text = None     # how a planned record range is written (the window: inclusive, as marks read)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Prompt"))
@@ -199,14 +201,20 @@ class RetakeForm(QWidget):
             self.retake.setEnabled(False)
             return
         lines = []
+        spans = {}                     # the core's record spans (out exclusive) as marks read (inclusive)
         for jobs in planned.jobs:
             for job in jobs:
                 p = job.plan
                 before, after = (n / float(p.media.frame_rate) for n in p.context)
-                lines.append(f"{p.label}: {p.record_timecode}, {p.window_frames} frames ({p.duration:.2f} s); "
+                span = self.span_text(p.record_range) if self.span_text is not None else p.record_timecode
+                spans[p.record_timecode] = span
+                lines.append(f"{p.label}: {span}, {p.window_frames} frames ({p.duration:.2f} s); "
                              f"context {before:.2f} s + {after:.2f} s: input {p.input_seconds:.2f} s")
                 lines.extend(f"  note: {note}" for note in p.notes)
-        lines.extend(planned.landing[:3])
+        for sentence in planned.landing[:3]:
+            for exclusive, inclusive in spans.items():
+                sentence = sentence.replace(exclusive, inclusive)
+            lines.append(sentence)
         if len(planned.landing) > 3:
             lines.append(f"… and {len(planned.landing) - 3} more.")
         self.window_text.setText("\n".join(lines) or "Nothing to retake in the selection.")

@@ -22,6 +22,7 @@ from ..compose import offline_wiring, relink_settings
 from ..costs import Estimate, estimate
 from ..errors import InputError, RetakeError, SelectionError, UnsupportedEditError, redact
 from ..journal import Journal
+from ..metadata import NS
 from ..paths import safe_stem, same_file
 from ..relink import Relinker, parse_path_map
 from ..ports import RetakeMode
@@ -35,7 +36,18 @@ from ..splice import describe_landing
 from ..versions import ORIGINAL, list_versions, use_version
 from .worker import worker_main
 
-__all__ = ["Document", "Request", "Planned", "RunState", "Session"]
+__all__ = ["Document", "Edit", "Request", "Planned", "RunState", "Session"]
+
+
+@dataclass
+class Edit:
+    """One edit of the open document with its undo: `undo` and `redo` put the document (and the panel's bookkeeping
+    of it) back to before and after. `dirty`: whether it changes what Save writes (a relink does not)."""
+
+    label: str
+    undo: object
+    redo: object
+    dirty: bool = True
 
 
 class Document:
@@ -51,6 +63,10 @@ class Document:
         self.lock = threading.RLock()        # the window changes the timeline; a run's thread copies it
         self.modified = False
         self.revision = 0                    # bumped on every change, so a plan made before it is known stale
+        self.edits: list[Edit] = []          # every recorded edit; the first `done` of them are applied
+        self.done = 0
+        self._clean_at: int | None = 0       # `done` when the document was last opened or saved (None: unreachable)
+        self._unrecorded = False             # changed without an Edit (cannot be undone; stays modified until saved)
 
     def open(self, path: Path, *, rate=None, path_maps=(), media_search=()) -> None:
         """Read a timeline file (`rate`: an EDL's, when it does not say it; relink options to find its media)."""
@@ -61,10 +77,69 @@ class Document:
             self.path, self.saved_to, self.timeline = Path(path).absolute(), None, source.timeline
             self.modified = False
             self.revision += 1
+            self.edits, self.done, self._clean_at, self._unrecorded = [], 0, 0, False
+
+    @property
+    def name(self) -> str:
+        """The document's file name as the title and the close prompt say it: where it was last saved, else opened."""
+        shown = self.saved_to or self.path
+        return shown.name if shown else "The timeline"
 
     def changed(self) -> None:
+        """The timeline changed in a way that carries no undo (prefer `record`)."""
+        self._unrecorded = True
         self.modified = True
         self.revision += 1
+
+    def record(self, edit: Edit) -> None:
+        """An edit just made (already applied), with its undo; the redo list is dropped."""
+        with self.lock:
+            del self.edits[self.done:]
+            if self._clean_at is not None and self._clean_at > self.done:
+                self._clean_at = None        # the saved state was undone and is now out of reach
+            self.edits.append(edit)
+            self.done += 1
+            self.revision += 1
+            self._dirty()
+
+    def can_undo(self) -> str | None:
+        """The label of the edit Undo would take back, or None."""
+        return self.edits[self.done - 1].label if self.done else None
+
+    def can_redo(self) -> str | None:
+        return self.edits[self.done].label if self.done < len(self.edits) else None
+
+    def undo(self) -> str | None:
+        """Take back the last edit; its label, or None when there is nothing to undo."""
+        with self.lock:
+            if not self.done:
+                return None
+            edit = self.edits[self.done - 1]
+            edit.undo()
+            self.done -= 1
+            self.revision += 1
+            self._dirty()
+            return edit.label
+
+    def redo(self) -> str | None:
+        with self.lock:
+            if self.done >= len(self.edits):
+                return None
+            edit = self.edits[self.done]
+            edit.redo()
+            self.done += 1
+            self.revision += 1
+            self._dirty()
+            return edit.label
+
+    def _dirty(self) -> None:
+        clean = self._clean_at
+        if clean is None:
+            between = True
+        else:
+            a, b = sorted((clean, self.done))
+            between = any(e.dirty for e in self.edits[a:b])
+        self.modified = self._unrecorded or between
 
     def losses(self, path: Path) -> list[str]:
         """What saving to `path` would lose (a format that cannot hold everything the timeline has)."""
@@ -77,6 +152,7 @@ class Document:
         written = self.store.save(self.timeline, path, document=self.source, overwrite=True, protect=protect,
                                   accept_losses=accept_losses)
         self.saved_to, self.modified = Path(written), False
+        self._clean_at, self._unrecorded = self.done, False
         return Path(written)
 
     def suggested_name(self) -> Path:
@@ -165,6 +241,7 @@ class Session(QObject):
         self.document = Document(settings)
         self.local_config = local_config
         self.runs: dict[str, RunState] = {}
+        self.decisions: dict[tuple[str, str], str] = {}   # (run key, job id) -> "accepted" / "discarded"
         self.max_parallel = 8              # jobs of one run in flight at once
         self.delivery = settings.delivery  # the codec versions are delivered in (the Resolve link may choose another)
         self.media_folder: Path | None = None   # where versions go when the output_dir setting is empty (Resolve mode)
@@ -199,12 +276,16 @@ class Session(QObject):
             raise InputError(f"{folder} is not a folder here; choose the folder that holds the media.")
         if folder not in self.search_folders:
             self.search_folders.append(folder)
+            self.document.record(Edit(f"Relink (search {folder.name})", lambda: self.search_folders.remove(folder),
+                                      lambda: self.search_folders.append(folder), dirty=False))
 
     def add_path_map(self, text: str) -> None:
         """Media paths that start with FROM are under TO here (File > Relink Media)."""
         pair = parse_path_map(text)
         if pair not in self.path_maps:
             self.path_maps.append(pair)
+            self.document.record(Edit("Relink (path map)", lambda: self.path_maps.remove(pair),
+                                      lambda: self.path_maps.append(pair), dirty=False))
 
     def offline(self) -> list[tuple[int, otio.schema.Clip, str]]:
         """The clips whose media cannot be found here (as written, mapped or by name), each with the sentence why."""
@@ -471,13 +552,14 @@ class Session(QObject):
         if state.landing is not None or (done and doc.timeline is not None and state.order is not None
                                          and self._belongs(state.order)):
             with doc.lock:
+                before = doc.timeline
                 if state.landing is not None and state.landing[0] == doc.revision:
-                    _, doc.timeline, pending, problems = state.landing
-                else:  # the document changed while the copy was made: splice into it here
-                    pending, problems = _splice_awaiting_review(doc.timeline, done, state.order.placement)
+                    _, after, pending, problems = state.landing
+                else:  # the document changed while the copy was made: splice into a copy of it here
+                    after = before.deepcopy()
+                    pending, problems = _splice_awaiting_review(after, done, state.order.placement)
                 state.landing = None
-                state.pending.update(pending)
-                doc.changed()
+                self._swap_in(state, before, after, pending)
             for sentence in problems:
                 self.message.emit(sentence)
             self.documentChanged.emit()
@@ -490,31 +572,139 @@ class Session(QObject):
         return doc.path is not None and (order.media_root is None or same_file(order.media_root, doc.path.parent))
 
     def accept(self, key: str, job_id: str) -> str:
-        """The finished job's version becomes the active one."""
+        """The finished job's version becomes the active one (undoable)."""
         state, job = self.runs[key], self.runs[key].jobs[job_id]
-        with self.document.lock:
-            _show(self.document.timeline, job, _version_key(job))
-            state.pending.pop(job_id, None)
-            self.document.changed()
-        self.documentChanged.emit()
+        before = state.pending.get(job_id)
+        self._versions_edit(f"Accept {job.version.name}", lambda: _show(self.document.timeline, job, _version_key(job)),
+                            key, job_id, before, "accepted")
         return f"{job.version.name} is now the active version."
 
     def discard(self, key: str, job_id: str) -> str:
         """The finished job's version is not used: what showed before stays (the file and the menu entry are kept)."""
         state, job = self.runs[key], self.runs[key].jobs[job_id]
-        with self.document.lock:
-            before = state.pending.pop(job_id, None) or ORIGINAL
-            _show(self.document.timeline, job, before)
-            self.document.changed()
-        self.documentChanged.emit()
-        return f"{job.version.name} discarded; {before} shows. The file stays at {job.version.path} and in the clip's versions menu."
+        before = state.pending.get(job_id)
+        shown = before or ORIGINAL
+        self._versions_edit(f"Discard {job.version.name}", lambda: _show(self.document.timeline, job, shown),
+                            key, job_id, before, "discarded")
+        return f"{job.version.name} discarded; {shown} shows. The file stays at {job.version.path} and in the clip's versions menu."
 
     def switch(self, clip_name: str, version: str, at: str) -> None:
-        """The versions menu: show `version` (or the original) on a retaken clip."""
-        with self.document.lock:
-            use_version(self.document.timeline, clip_name, version, at=at)
-            self.document.changed()
+        """The versions menu: show `version` (or the original) on a retaken clip (undoable)."""
+        self._versions_edit(f"Show {version} on {clip_name}",
+                            lambda: use_version(self.document.timeline, clip_name, version, at=at))
+
+    # ---- undo ------------------------------------------------------------------------------------------------
+
+    def undo(self) -> str | None:
+        """Take back the last edit of the open document (Ctrl+Z); its label, or None."""
+        label = self.document.undo()
+        if label is not None:
+            self.documentChanged.emit()
+        return label
+
+    def redo(self) -> str | None:
+        label = self.document.redo()
+        if label is not None:
+            self.documentChanged.emit()
+        return label
+
+    def decision(self, key: str, job_id: str) -> str:
+        """What became of a finished job: "pending" (awaiting review), "accepted", "discarded" or ""."""
+        state = self.runs.get(key)
+        if state is not None and job_id in state.pending:
+            return "pending"
+        return self.decisions.get((key, job_id), "")
+
+    def ready_to_review(self) -> list[tuple[str, str]]:
+        """Finished retakes awaiting Accept or Discard, (run key, job id), the newest first."""
+        return [(key, job_id) for key, state in reversed(list(self.runs.items())) for job_id in reversed(list(state.pending))]
+
+    def _versions_edit(self, label: str, change, key: str = "", job_id: str = "", pending_before=None,
+                       decided: str = "") -> None:
+        """Change which versions show, recording the inverse: every retaken clip's showing state before and after
+        (and, for Accept/Discard, the job's place in review)."""
+        doc = self.document
+        with doc.lock:
+            before = _showing_state(doc.timeline)
+            change()
+            after = _showing_state(doc.timeline)
+            state = self.runs.get(key)
+
+            def review(pending: bool, decision: str) -> None:
+                if state is None:
+                    return
+                if pending and pending_before is not None:
+                    state.pending[job_id] = pending_before
+                else:
+                    state.pending.pop(job_id, None)
+                if decision:
+                    self.decisions[(key, job_id)] = decision
+                else:
+                    self.decisions.pop((key, job_id), None)
+
+            old_decision = self.decisions.get((key, job_id), "")
+
+            def undo() -> None:
+                _restore_showing(before)
+                review(pending_before is not None, old_decision)
+
+            def redo() -> None:
+                _restore_showing(after)
+                review(False, decided)
+
+            review(False, decided)
+            doc.record(Edit(label, undo, redo))
         self.documentChanged.emit()
+
+    def _swap_in(self, state: RunState, before, after, pending: dict[str, str]) -> None:
+        """A run's versions land: `after` (a copy of `before` with them spliced in) becomes the document's timeline,
+        undoably; they await review."""
+        doc = self.document
+
+        def undo() -> None:
+            doc.timeline = before
+            for job_id in pending:
+                state.pending.pop(job_id, None)
+
+        def redo() -> None:
+            doc.timeline = after
+            state.pending.update(pending)
+
+        redo()
+        names = [state.jobs[j].version.name for j in pending if j in state.jobs]
+        label = f"Retake {names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "") if names else "Retake"
+        doc.record(Edit(label, undo, redo))
+
+
+def _showing_state(timeline) -> list[tuple]:
+    """What every retaken clip shows (reference key, name, enabled, its metadata), to put back on undo."""
+    if timeline is None:
+        return []
+    out = []
+    for clip in timeline.find_clips():
+        meta = clip.metadata.get(NS)
+        if meta and "versions" in meta:
+            out.append((clip, clip.active_media_reference_key, clip.name, clip.enabled, _plain(meta)))
+    return out
+
+
+def _plain(value):
+    """OTIO metadata as plain Python (its nested dictionaries live only as long as their parent)."""
+    if isinstance(value, (str, bytes)):
+        return value
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "__iter__"):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _restore_showing(state: list[tuple]) -> None:
+    for clip, key, name, enabled, meta in state:
+        clip.active_media_reference_key = key
+        clip.name = name
+        clip.enabled = enabled
+        clip.metadata[NS] = meta
 
 
 def _splice_awaiting_review(timeline, done: list[Job], placement: str) -> tuple[dict[str, str], list[str]]:

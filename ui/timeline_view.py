@@ -1,7 +1,8 @@
 """The timeline view: tracks, clips, markers, the playhead, selections and planned retakes, drawn with QPainter.
 
 One widget paints the whole timeline itself (no item per clip), so a 10,000-clip cut shows and zooms quickly:
-an index built once per timeline holds every track's item start and end frames in numpy arrays; a paint
+an index built once per timeline (`ltx_retake.ui.timeline_model.TimelineIndex`, Qt-free) holds every track's
+item start and end frames in numpy arrays; a paint
 looks up only the items in the visible frame span, and items narrower than a few pixels are merged into one
 bar per run (level of detail), so a fit-all view draws at most about one rectangle per pixel column per track.
 
@@ -12,16 +13,14 @@ edits the timeline: after the timeline object changes (a version switched, a ret
 
 Mouse and keys follow NLE habits: click a clip to select it (shift or ctrl click adds or removes), click empty
 space to clear, drag on the ruler to mark a range, click the ruler to move the playhead, I and O mark in and
-out at the playhead, Left/Right step a frame (shift: a second), Home/End, + / = / - zoom, \\ fits, Escape
+out at the playhead, Left/Right step a frame (shift: a second), Home/End, J/K/L ask for playback (the window's
+transport plays), + / = / - zoom, \\ fits, Escape
 clears; the wheel scrolls (ctrl+wheel zooms around the pointer); a right click on a clip asks for its menu.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import opentimelineio as otio
@@ -29,66 +28,14 @@ from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen, QPolygon
 from PySide6.QtWidgets import QScrollBar, QSizePolicy, QWidget
 
-from ..errors import RetakeError
-from ..metadata import NS
-from ..selection import (
-    clip_showing,
-    record_timecode,
-    timeline_rate,
-    track_label,
-    visible_range,
-)
-from ..timing import exact_rate, is_drop_frame_rate
+from ..selection import record_timecode
+from .timeline_model import CLIP as _CLIP
+from .timeline_model import NESTED as _NESTED
+from .timeline_model import ClipPick, Overlay, TimelineIndex, TrackRow, badge_text
 
 __all__ = ["ClipPick", "Overlay", "TimelineView", "badge_text"]
 
 _RT = otio.opentime.RationalTime
-_TR = otio.opentime.TimeRange
-
-
-@dataclass(frozen=True)
-class ClipPick:
-    """One selected clip: its track, the clip, where it sits on the track and its `#N` on that track."""
-
-    track_index: int                        # index into timeline.tracks
-    clip: otio.schema.Clip
-    record_range: otio.opentime.TimeRange   # track time, as range_of_all_children gives it (nested: as clips_on_track)
-    number: int                             # 1-based position among ltx_retake.selection.clips_on_track(track)
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """What a planned retake will do, drawn before anything is sent."""
-
-    track_index: int
-    window: tuple[int, int]   # record frames (track time, from 0), end exclusive: the part to be regenerated
-    handles: tuple[int, int]  # record frames of the whole input cut sent (window plus context handles)
-    text: str                 # the sentence saying where the result lands
-
-
-def badge_text(clip) -> str | None:
-    """The version pill of a retaken clip: the active version and how many there are ('v2/3', 'orig/3'); None without versions."""
-    try:
-        meta = clip.metadata.get(NS)
-        if not meta:
-            return None
-        versions = meta.get("versions")
-        if not versions:
-            return None
-        keys = list(versions)
-        active = meta.get("active")
-        if active is None and clip.active_media_reference_key in keys:
-            active = clip.active_media_reference_key
-    except (AttributeError, TypeError, ValueError):  # metadata of a shape we did not write
-        return None
-    return f"{_short_version(active)}/{len(keys)}"
-
-
-def _short_version(key) -> str:
-    if key is None or str(key) in ("original", otio.schema.Clip.DEFAULT_MEDIA_KEY):
-        return "orig"
-    m = re.search(r"(\d+)$", str(key))
-    return f"v{int(m.group(1))}" if m else str(key)[:8]
 
 
 # --- looks -------------------------------------------------------------------------------------------------
@@ -119,6 +66,7 @@ _RANGE = QColor(90, 160, 255, 70)
 _RANGE_EDGE = QColor(120, 180, 255)
 _WINDOW = QColor(255, 128, 0, 170)
 _WINDOW_EDGE = QColor(255, 170, 60)
+_WINDOW_LINKED = QColor(255, 128, 0, 120)
 _HANDLES = QColor(255, 210, 140, 60)
 _HANDLES_HATCH = QColor(255, 210, 140, 150)
 _BADGE = QColor("#f0a030")
@@ -144,59 +92,7 @@ def _marker_color(name) -> QColor:
     return _MARKER_COLORS.get(str(name or "").upper(), _MARKER_DEFAULT)
 
 
-# --- the index ---------------------------------------------------------------------------------------------
-
-_CLIP, _NESTED, _OTHER = 0, 1, 2
-
-
-class _Row:
-    """One track, indexed: its drawable items (clips and nests, not gaps) as arrays of start and end frames."""
-
-    __slots__ = (
-        "badges",
-        "block_of",
-        "disabled",
-        "enabled",
-        "end",
-        "ends",
-        "items",
-        "kinds",
-        "label",
-        "marker_colors",
-        "marker_ends",
-        "marker_starts",
-        "name",
-        "numbers",
-        "offline",
-        "ranges",
-        "rate_of",
-        "starts",
-        "track",
-        "track_index",
-        "trans_ends",
-        "trans_starts",
-        "video",
-    )
-
-    def __init__(self, track_index: int, track, label: str):
-        self.track_index = track_index
-        self.track = track
-        self.video = track.kind == otio.schema.TrackKind.Video
-        self.label = label
-        self.name = track.name or ""
-        self.enabled = bool(track.enabled)
-        self.items: list = []
-        self.ranges: list = []
-        self.numbers: list[int] = []
-        self.badges: dict[int, str] = {}
-        self.offline: set[int] = set()       # blocks whose media cannot be found here (hatched, badged)
-        self.block_of: dict = {}
-        self.end = 0.0
-        self.rate_of: dict = {}
-
-
-def _frames_array(frames) -> np.ndarray:
-    return np.ascontiguousarray(frames, dtype=np.float64)
+_Row = TrackRow
 
 
 # --- the widget --------------------------------------------------------------------------------------------
@@ -207,6 +103,8 @@ class TimelineView(QWidget):
 
     selectionChanged = Signal()
     playheadMoved = Signal(int)
+    scrubbed = Signal()                              # the user moved the playhead (keys, ruler): playback stops
+    shuttleRequested = Signal(int)                   # J -1, K 0, L +1
     clipMenuRequested = Signal(int, object, QPoint)  # track index, the otio Clip, global position
 
     def __init__(self, parent: QWidget | None = None):
@@ -225,14 +123,8 @@ class TimelineView(QWidget):
         self._vsb.valueChanged.connect(lambda _v: self.update())
         self._timeline = None
         self._offline: set[int] = set()      # ids of clips whose media cannot be found here
-        self._rows: list[_Row] = []           # in display order: highest video track on top, then audio
-        self._row_of_track: dict[int, int] = {}
-        self._fps = 24.0
-        self._rate = Fraction(24)
-        self._nominal = 24
-        self._df = False
-        self._start_frames = 0                # the timeline's global start, in frames
-        self._duration = 0.0
+        self._index = TimelineIndex()         # the Qt-free index: what is where, in frames
+        self._build_index()
         self._ppf = 1.0
         self._scroll = 0.0                    # the frame at the left edge of the track area
         self._fitted = True                   # keep fitting on resize until the user zooms
@@ -303,146 +195,22 @@ class TimelineView(QWidget):
             self.selectionChanged.emit()
 
     def _build_index(self) -> None:
-        self._rows = []
-        self._row_of_track = {}
-        self._duration = 0.0
-        self._ruler_markers = (_frames_array([]), [])
-        tl = self._timeline
-        if tl is None:
-            return
-        try:
-            self._rate = timeline_rate(tl)
-        except RetakeError:  # no clip has a rate: an empty timeline
-            self._rate = Fraction(24)
-        self._fps = float(self._rate)
-        self._df = is_drop_frame_rate(self._rate)
-        self._nominal = self._rate.numerator if self._rate.denominator == 1 else math.ceil(self._fps - 1e-9)
-        g = tl.global_start_time
-        self._start_frames = 0 if g is None else round(g.rescaled_to(self._fps).value)
-        tracks = list(tl.tracks)
-        rows = [self._index_track(i, t, track_label(tl, i)) for i, t in enumerate(tracks)]
-        video = [r for r in rows if r.video]
-        other = [r for r in rows if not r.video]
-        self._rows = list(reversed(video)) + other
-        self._row_of_track = {r.track_index: n for n, r in enumerate(self._rows)}
-        self._duration = max((r.end for r in self._rows), default=0.0)
-        found = []  # the timeline's own markers, on its stack of tracks (stack time is track time)
-        for m in tl.tracks.markers:
-            at = m.marked_range.start_time
-            found.append((at.value * self._factor(at.rate, {}), _marker_color(m.color)))
-        found.sort(key=lambda fc: fc[0])
-        self._ruler_markers = (_frames_array([f for f, _ in found]), [c for _, c in found])
+        """Index the timeline (the Qt-free `TimelineIndex`) and take its facts for painting."""
+        idx = self._index = TimelineIndex(self._timeline, self._offline)
+        self._rows = idx.rows
+        self._row_of_track = idx.row_of_track
+        self._rate, self._fps, self._nominal, self._df = idx.rate, idx.fps, idx.nominal, idx.drop_frame
+        self._start_frames = idx.start_frames
+        self._duration = idx.duration
+        frames, names = idx.ruler_markers
+        self._ruler_markers = (frames, [_marker_color(n) for n in names])
 
-    def _factor(self, rate: float, cache: dict) -> float:
-        """Frames at the timeline's rate per unit of a time at `rate` (1 when the rates are the same)."""
-        k = cache.get(rate)
-        if k is None:
-            try:
-                same = exact_rate(rate) == self._rate
-            except RetakeError:
-                same = True
-            k = cache[rate] = 1.0 if same else self._fps / rate
-        return k
-
-    def _index_track(self, ti: int, track, label: str) -> _Row:
-        row = _Row(ti, track, label)
-        cache = row.rate_of
-        starts: list[float] = []
-        ends: list[float] = []
-        kinds: list[int] = []
-        disabled: list[bool] = []
-        t_starts: list[float] = []
-        t_ends: list[float] = []
-        m_starts: list[float] = []
-        m_ends: list[float] = []
-        m_colors: list[QColor] = []
-        items, ranges, numbers, badges, block_of = row.items, row.ranges, row.numbers, row.badges, row.block_of
-        count = 0
-        try:
-            all_ranges = track.range_of_all_children()
-        except otio.exceptions.OTIOError:
-            all_ranges = {}
-        end = 0.0
-        for item in track:
-            r = all_ranges.get(item)
-            if r is None:
-                continue
-            s = r.start_time
-            k = self._factor(s.rate, cache)
-            a = s.value * k
-            b = a + r.duration.value * k
-            if isinstance(item, otio.schema.Transition):
-                t_starts.append(a)
-                t_ends.append(b)
-                continue
-            end = max(end, b)
-            if isinstance(item, otio.schema.Gap):
-                continue
-            n = len(items)
-            if isinstance(item, otio.schema.Clip):
-                count += 1
-                numbers.append(count)
-                kinds.append(_CLIP)
-                md = item.metadata
-                if len(md) and NS in md:  # `in` on OTIO metadata costs ~10 us: most clips have none
-                    text = badge_text(item)
-                    if text:
-                        badges[n] = text
-                if len(item.markers):
-                    self._clip_markers(item, a, m_starts, m_ends, m_colors, cache)
-            elif isinstance(item, otio.core.Composition):
-                numbers.append(count + 1)
-                count += len(item.find_clips())
-                kinds.append(_NESTED)
-            else:
-                numbers.append(0)
-                kinds.append(_OTHER)
-            block_of[item] = n
-            if self._offline and id(item) in self._offline:
-                row.offline.add(n)
-            items.append(item)
-            ranges.append(r)
-            starts.append(a)
-            ends.append(b)
-            disabled.append(not item.enabled)
-        for m in track.markers:  # the track's own markers, in track time
-            mr = m.marked_range
-            k = self._factor(mr.start_time.rate, cache)
-            m_starts.append(mr.start_time.value * k)
-            m_ends.append((mr.start_time.value + mr.duration.value) * k)
-            m_colors.append(_marker_color(m.color))
-        row.end = end
-        row.starts = _frames_array(starts)
-        row.ends = _frames_array(ends)
-        row.kinds = np.asarray(kinds, dtype=np.int8)
-        row.disabled = np.asarray(disabled, dtype=bool)
-        row.trans_starts = _frames_array(t_starts)
-        row.trans_ends = _frames_array(t_ends)
-        order = np.argsort(np.asarray(m_starts, dtype=np.float64), kind="stable")
-        row.marker_starts = _frames_array(m_starts)[order]
-        row.marker_ends = _frames_array(m_ends)[order]
-        row.marker_colors = [m_colors[i] for i in order.tolist()]
-        return row
-
-    def _clip_markers(self, clip, record_start: float, starts: list, ends: list, colors: list, cache: dict) -> None:
-        """A clip's markers in track frames: their ranges count in the clip's source time, from its trimmed start."""
-        try:
-            used = clip.trimmed_range()
-        except otio.exceptions.OTIOError:
-            return
-        for m in clip.markers:
-            mr = m.marked_range
-            at = mr.start_time
-            if not (used.start_time <= at < used.end_time_exclusive()):
-                continue  # outside the part of the clip that is used: it does not show
-            k = self._factor(at.rate, cache)
-            off = (at - used.start_time).value * k
-            starts.append(record_start + off)
-            ends.append(record_start + off + mr.duration.value * self._factor(mr.duration.rate, cache))
-            colors.append(_marker_color(m.color))
+    def index(self) -> TimelineIndex:
+        """The Qt-free index of the timeline shown: what is where, in frames."""
+        return self._index
 
     def _max_frame(self) -> int:
-        return max(0, math.ceil(self._duration) - 1)
+        return self._index.max_frame()
 
     # --- geometry ---------------------------------------------------------------------------------------
 
@@ -524,16 +292,10 @@ class TimelineView(QWidget):
 
     def clip_rect(self, track_index: int, clip) -> QRect:
         """Where a clip is drawn now (a nested clip: the part of its nest where it shows); empty when not on the track."""
-        found = self._locate(track_index, clip)
-        if found is None:
+        span = self._index.clip_span(track_index, clip)
+        if span is None:
             return QRect()
-        row, block, nested = found
-        a, b = row.starts[block], row.ends[block]
-        if nested:
-            span = self._nested_span(row, clip)
-            if span is not None:
-                a, b = span
-        return self._block_rect(self._row_of_track[track_index], float(a), float(b))
+        return self._block_rect(self._row_of_track[track_index], *span)
 
     def _block_rect(self, display_row: int, a: float, b: float) -> QRect:
         y = self._row_y(display_row)
@@ -541,35 +303,7 @@ class TimelineView(QWidget):
         return QRect(xa, y + _CLIP_PAD, max(1, xb - xa), _ROW_H - 2 * _CLIP_PAD)
 
     def _locate(self, track_index: int, clip):
-        """(row, block index, nested?) of a clip on a track, or None."""
-        r = self._row_of_track.get(track_index)
-        if r is None:
-            return None
-        row = self._rows[r]
-        block = row.block_of.get(clip)
-        if block is not None:
-            return row, block, False
-        node = clip
-        while True:
-            parent = node.parent()
-            if parent is None:
-                return None
-            if parent is row.track:
-                break
-            node = parent
-        block = row.block_of.get(node)
-        return None if block is None else (row, block, True)
-
-    def _nested_span(self, row: _Row, clip) -> tuple[float, float] | None:
-        try:
-            shown = visible_range(clip, row.track)
-        except otio.exceptions.OTIOError:
-            return None
-        if shown is None:
-            return None
-        k = self._factor(shown.start_time.rate, row.rate_of)
-        a = shown.start_time.value * k
-        return a, a + shown.duration.value * k
+        return self._index.locate(track_index, clip)
 
     # --- zoom and scroll --------------------------------------------------------------------------------
 
@@ -636,20 +370,8 @@ class TimelineView(QWidget):
     # --- selection --------------------------------------------------------------------------------------
 
     def selected_clips(self) -> list[ClipPick]:
-        """The selected clips, by track then record time."""
-        out = []
-        for ti, clip in self._picked:
-            found = self._locate(ti, clip)
-            if found is None:
-                continue
-            row, block, nested = found
-            if not nested:
-                out.append(ClipPick(ti, clip, row.ranges[block], row.numbers[block]))
-                continue
-            nest = row.items[block]
-            inner = nest.find_clips()
-            pos = next(i for i, c in enumerate(inner) if c is clip)
-            out.append(ClipPick(ti, clip, clip.transformed_time_range(clip.trimmed_range(), row.track), row.numbers[block] + pos))
+        """The selected clips, by track then record time, each with its `#N` as the core counts it."""
+        out = [p for p in (self._index.pick(ti, clip) for ti, clip in self._picked) if p is not None]
         out.sort(key=lambda p: (p.track_index, p.record_range.start_time.to_seconds()))
         return out
 
@@ -658,6 +380,18 @@ class TimelineView(QWidget):
         if self._mark_in is None or self._mark_out is None or self._mark_out <= self._mark_in:
             return None
         return self._mark_in, self._mark_out
+
+    def marks_text(self) -> str:
+        """The marks as NLEs show them, both inclusive: 'In 01:00:06:12  Out 01:00:09:00  (61 frames)'."""
+        a, b = self._mark_in, self._mark_out
+        parts = []
+        if a is not None:
+            parts.append(f"In {self._timecode(a)}")
+        if b is not None:
+            parts.append(f"Out {self._timecode(b - 1)}")
+        if a is not None and b is not None and b > a:
+            parts.append(f"({b - a} frames)")
+        return "  ".join(parts)
 
     def marks(self) -> tuple[int | None, int | None]:
         """The in and out marks as they are, either possibly unset."""
@@ -1026,7 +760,7 @@ class TimelineView(QWidget):
         p.setPen(Qt.PenStyle.NoPen)
         for j in np.flatnonzero(keep).tolist():
             x, e = int(xs[j]), int(xe[j])
-            color = row.marker_colors[i0 + j]
+            color = _marker_color(row.marker_colors[i0 + j])
             if e - x >= 3:
                 p.fillRect(QRect(x, top, min(e, self._content_right) - x, 3), color)
             p.setBrush(color)
@@ -1070,19 +804,38 @@ class TimelineView(QWidget):
                 p.fillRect(QRect(x - 1, y, 2, h), _RANGE_EDGE)
 
     def _paint_overlay(self, p: QPainter, ov: Overlay, y: int) -> None:
+        """A planned job on its track item: the item outlined (dashed: linked sound), the window to regenerate, and the
+        context handles in the item's own media lane (the lower part of the clip; where the handles reach past the
+        clip's cut, a thin line under the neighbours, never over them)."""
+        lo, hi = _HEADER_W - 4, self._content_right + 4
+        top, height = y + _CLIP_PAD, _ROW_H - 2 * _CLIP_PAD
         ha, hb = self.x_of(ov.handles[0]), self.x_of(ov.handles[1])
         wa, wb = self.x_of(ov.window[0]), self.x_of(ov.window[1])
-        lo, hi = _HEADER_W - 4, self._content_right + 4
-        band = QRect(max(ha, lo), y + 1, max(1, min(hb, hi) - max(ha, lo)), _ROW_H - 2)
-        if hb > lo and ha < hi:
-            p.fillRect(band, _HANDLES)
-            p.fillRect(band, QBrush(_HANDLES_HATCH, Qt.BrushStyle.FDiagPattern))
+        ia, ib = (self.x_of(ov.item[0]), self.x_of(ov.item[1])) if ov.item is not None else (wa, wb)
+        lane_h = max(6, height // 3)
+        lane = QRect(max(max(ha, ia), lo), top + height - lane_h, 0, lane_h)
+        lane.setRight(min(min(hb, ib), hi) - 1)
+        if lane.width() > 0:
+            p.fillRect(lane, _HANDLES)
+            p.fillRect(lane, QBrush(_HANDLES_HATCH, Qt.BrushStyle.FDiagPattern))
+        line_y = y + _ROW_H - 2
+        for a, b in ((ha, ia), (ib, hb)):      # media beyond the cut: a line in the gap under the clips
+            a, b = max(a, lo), min(b, hi)
+            if b > a:
+                p.fillRect(QRect(a, line_y, b - a, 2), _HANDLES_HATCH)
+                for x in (a, b - 1):
+                    if x in (max(ha, lo), min(hb, hi) - 1):
+                        p.fillRect(QRect(x, line_y - 3, 1, 5), _HANDLES_HATCH)
         if wb > lo and wa < hi:
-            win = QRect(max(wa, lo), y + 1, max(2, min(wb, hi) - max(wa, lo)), _ROW_H - 2)
-            p.fillRect(win, _WINDOW)
+            win = QRect(max(wa, lo), top, max(2, min(wb, hi) - max(wa, lo)), height)
+            p.fillRect(win, _WINDOW if not ov.linked else _WINDOW_LINKED)
             p.setPen(QPen(_WINDOW_EDGE, 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(win.adjusted(1, 1, -1, -1))
+        if ov.item is not None and ib > lo and ia < hi:
+            p.setPen(QPen(_WINDOW_EDGE, 2, Qt.PenStyle.DashLine if ov.linked else Qt.PenStyle.SolidLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRect(max(ia, lo), top - 1, min(ib, hi) - max(ia, lo), height + 1))
 
     def _paint_header(self, p: QPainter, row: _Row, y: int, is_target: bool, fm: QFontMetrics) -> None:
         rect = QRect(0, y, _HEADER_W, _ROW_H)
@@ -1197,6 +950,7 @@ class TimelineView(QWidget):
         if y < _RULER_H:
             if button == Qt.MouseButton.LeftButton and _HEADER_W <= x < self._content_right:
                 self._drag = {"anchor": self._clamp_boundary(self._boundary_at(x)), "x": x, "ranging": False}
+                self.scrubbed.emit()
                 self._move_playhead(self.frame_at(int(x)), follow=False)
             return
         r = self._row_at(int(y))
@@ -1245,29 +999,7 @@ class TimelineView(QWidget):
     def _clip_at(self, r: int, x: float) -> tuple[int, object] | None:
         """The clip under pixel column x on a display row (in a nest: the clip that shows there)."""
         row = self._rows[r]
-        if not len(row.starts):
-            return None
-        f = self._frame_f(x)
-        i = int(np.searchsorted(row.starts, f, side="right")) - 1
-        if i < 0 or f >= row.ends[i]:
-            # a sliver narrower than a pixel: take the item nearest to the column within a pixel
-            tol = 1.0 / self._ppf
-            j = int(np.searchsorted(row.ends, f - tol, side="right"))
-            if j >= len(row.starts) or row.starts[j] > f + tol:
-                return None
-            i = j
-        kind = int(row.kinds[i])
-        item = row.items[i]
-        if kind == _CLIP:
-            return row.track_index, item
-        if kind != _NESTED:
-            return None
-        k = self._factor(row.ranges[i].start_time.rate, row.rate_of)
-        rate = row.ranges[i].start_time.rate
-        try:
-            clip = clip_showing(row.track, _TR(_RT(f / k, rate), _RT(min(1.0, row.ends[i] - f) / k, rate)))
-        except (otio.exceptions.OTIOError, ValueError):
-            clip = None
+        clip = self._index.clip_at(row.track_index, self._frame_f(x), tol=1.0 / self._ppf)
         return None if clip is None else (row.track_index, clip)
 
     def wheelEvent(self, event) -> None:
@@ -1301,11 +1033,16 @@ class TimelineView(QWidget):
             self._set_marks(start, out, clear_clips=True)
         elif key in (K.Key_Left, K.Key_Right):
             step = self._nominal if shift else 1
+            self.scrubbed.emit()
             self.set_playhead(self._playhead + (step if key == K.Key_Right else -step))
         elif key == K.Key_Home:
+            self.scrubbed.emit()
             self.set_playhead(0)
         elif key == K.Key_End:
+            self.scrubbed.emit()
             self.set_playhead(self._max_frame())
+        elif key in (K.Key_J, K.Key_K, K.Key_L):
+            self.shuttleRequested.emit({K.Key_J: -1, K.Key_K: 0, K.Key_L: 1}[key])
         elif key in (K.Key_Plus, K.Key_Equal):
             self.zoom_in()
         elif key in (K.Key_Minus, K.Key_Underscore):
