@@ -42,7 +42,10 @@ from ltx_retake.adapters.testcard import write_indexed_clip
 from ltx_retake.adapters.timeline_files import OtioFiles, write_timeline
 from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import Step
-from ltx_retake.runner import RetakeOrder, Wiring, prepare, splice_into
+from ltx_retake.jobs import Wiring
+from ltx_retake.landing import splice_into
+from ltx_retake.orders import RetakeOrder
+from ltx_retake.runner import prepare
 from ltx_retake.splice import Version
 
 __all__ = ["build_timeline", "measure", "growth", "main"]

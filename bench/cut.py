@@ -99,7 +99,9 @@ def plan_window(source: Path, folder: Path, window_s: float):
     from ltx_retake.adapters.media import FfmpegMediaTool
     from ltx_retake.adapters.timeline_files import OtioFiles, write_timeline
     from ltx_retake.ports import RetakeMode
-    from ltx_retake.runner import RetakeOrder, Wiring, prepare
+    from ltx_retake.jobs import Wiring
+    from ltx_retake.orders import RetakeOrder
+    from ltx_retake.runner import prepare
 
     media = FfmpegMediaTool()
     info = media.probe(source)

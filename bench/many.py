@@ -219,7 +219,9 @@ def run_case(folder: Path, timeline: Path, jobs: int, *, every: float = 0.025, p
     from ltx_retake.journal import Journal
     from ltx_retake.ports import RetakeMode
     from ltx_retake.progress import EventLog, Step
-    from ltx_retake.runner import RetakeOrder, Wiring, run
+    from ltx_retake.jobs import Wiring
+    from ltx_retake.orders import RetakeOrder
+    from ltx_retake.runner import run
     from ltx_retake.settings import Settings
     from ltx_retake.adapters.local_service import LocalServiceConfig
 

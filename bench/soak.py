@@ -56,7 +56,9 @@ from ltx_retake.adapters.timeline_files import OtioFiles, write_timeline
 from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import EventLog, Step
 from ltx_retake.journal import Journal
-from ltx_retake.runner import Job, RetakeOrder, Wiring, resume, run
+from ltx_retake.jobs import Job, Wiring
+from ltx_retake.orders import RetakeOrder
+from ltx_retake.runner import resume, run
 from ltx_retake.settings import Settings
 
 __all__ = ["ROUTE_FAULTS", "fault_plan", "Reel", "JobRecord", "ServerJob", "SoakReport", "soak",

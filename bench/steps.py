@@ -88,7 +88,8 @@ def one_run(timeline: Path, window: tuple[int, int], wiring, local, folder: Path
     from ltx_retake.journal import Journal
     from ltx_retake.ports import RetakeMode
     from ltx_retake.progress import EventLog
-    from ltx_retake.runner import RetakeOrder, run
+    from ltx_retake.orders import RetakeOrder
+    from ltx_retake.runner import run
 
     folder.mkdir(parents=True)
     media_probe._probe_cached.cache_clear()   # a new process's run: planning probes the source afresh
@@ -153,7 +154,8 @@ def context_rows(sources: dict[str, Path], runs: int, window_s: float, folder: P
     from ltx_retake.limits import DEFAULT_CONTEXT_S, limits_for
     from ltx_retake.ports import RetakeMode
     from ltx_retake.progress import EventLog
-    from ltx_retake.runner import RetakeOrder, run
+    from ltx_retake.orders import RetakeOrder
+    from ltx_retake.runner import run
     from ltx_retake.settings import Settings
 
     settings = Settings(journal=str(folder / "journal.sqlite"))

@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_retake(a: argparse.Namespace) -> int:
     from .compose import model_for, offline_wiring, relink_settings, wiring_for
-    from .runner import RetakeOrder, prepare, run
+    from .orders import RetakeOrder
+    from .runner import prepare, run
 
     settings = load_settings()
     maps, folders = relink_settings(settings, a.path_maps, a.media_search)
@@ -341,7 +342,8 @@ def _report(a, jobs, output, media_dir, run_id: str = "") -> None:
 
 def _cmd_resume(a: argparse.Namespace) -> int:
     from .compose import wiring_for
-    from .runner import order_from, resume
+    from .orders import order_from
+    from .runner import resume
 
     settings = load_settings()
 

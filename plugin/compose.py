@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-from .runner import Wiring
+from .jobs import Wiring
 from .settings import Settings
 
 __all__ = ["wiring_for", "offline_wiring", "warm_up", "relink_settings", "model_for", "live_nle", "menu_entry", "serve_local",

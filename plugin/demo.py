@@ -62,7 +62,8 @@ def run_demo(folder: Path, *, local_protocol: str = "fal", progress: Progress | 
     """Build the project, retake 2.5 s in the middle of shot020 through the local service, and draw the sheet."""
     from .compose import wiring_for
     from .atomic import WriteFailed, check_writable
-    from .runner import RetakeOrder, run
+    from .orders import RetakeOrder
+    from .runner import run
     from .settings import load_settings
 
     folder = Path(folder).absolute()

@@ -24,7 +24,9 @@ from .metadata import NS
 from .paths import safe_stem
 from .ports import RetakeMode
 from .progress import EventLog, Progress, Step
-from .runner import Job, Outcome, RetakeOrder, Wiring, run
+from .jobs import Job, Outcome, Wiring
+from .orders import RetakeOrder
+from .runner import run
 from .selection import clip_at, track_label
 from .timing import to_frames
 

@@ -23,12 +23,25 @@ __all__ = [
     "TimelineStore",
     "ProgressFn",
     "DELIVERIES",
+    "delivery_of",
+    "VIDEO_CODEC",
 ]
 
 # How a version file can be delivered (RetakeOrder.delivery): auto is H.264/AAC, in .mov when the source is a .mov
 # and .mp4 otherwise; h264 is H.264/AAC in .mp4; prores (422 HQ) and dnxhr (HQ) are .mov with PCM sound, for
 # editors that cannot decode H.264/AAC (DaVinci Resolve on Linux, Resolve's free edition).
 DELIVERIES = ("auto", "h264", "prores", "dnxhr")
+
+
+def delivery_of(delivery: str, source: str | Path) -> tuple[str, str]:
+    """The version's codec and file suffix for a delivery choice (auto: H.264, in .mov when the source is a .mov)."""
+    if delivery == "auto":
+        return "h264", ".mov" if Path(source).suffix.lower() == ".mov" else ".mp4"
+    return delivery, ".mp4" if delivery == "h264" else ".mov"
+
+
+VIDEO_CODEC = {"h264": "h264", "prores": "prores", "dnxhr": "dnxhd"}  # a delivery's codec as a probe names it
+
 
 
 class RetakeMode(str, enum.Enum):

@@ -22,7 +22,9 @@ from ltx_retake.errors import InputError, MediaError
 from ltx_retake.journal import Journal
 from ltx_retake.ports import ConformSpec, CutSpec, RetakeMode
 from ltx_retake.progress import Step
-from ltx_retake.runner import RetakeOrder, Wiring, order_from, order_json, prepare, resume, run
+from ltx_retake.jobs import Wiring
+from ltx_retake.orders import RetakeOrder, order_from, order_json
+from ltx_retake.runner import prepare, resume, run
 from ltx_retake.settings import Settings, load_settings
 from ltx_retake.timing import format_timecode
 

@@ -26,7 +26,9 @@ from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import EventLog, Step
 from ltx_retake.adapters.services import open_service
 from ltx_retake.adapters.timeline_files import OtioFiles
-from ltx_retake.runner import RetakeOrder, Wiring, run
+from ltx_retake.jobs import Wiring
+from ltx_retake.orders import RetakeOrder
+from ltx_retake.runner import run
 from ltx_retake.selection import clip_at
 from ltx_retake.settings import Settings
 from ltx_retake.timing import exact_rate, to_frames

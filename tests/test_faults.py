@@ -13,7 +13,8 @@ from ltx_retake.compose import wiring_for
 from ltx_retake.journal import Journal
 from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import Step
-from ltx_retake.runner import RetakeOrder, resume, run
+from ltx_retake.orders import RetakeOrder
+from ltx_retake.runner import resume, run
 from ltx_retake.settings import Secret, Settings
 
 from media_fixtures import make_project

@@ -19,7 +19,8 @@ from ltx_retake.errors import CancelledError, InputError
 from ltx_retake.journal import Journal, plan_from, plan_json
 from ltx_retake.ports import RetakeMode
 from ltx_retake.progress import Step
-from ltx_retake.runner import RetakeOrder, order_from, order_json, prepare, run
+from ltx_retake.orders import RetakeOrder, order_from, order_json
+from ltx_retake.runner import prepare, run
 from ltx_retake.settings import Secret, Settings, load_settings
 
 from media_fixtures import make_project

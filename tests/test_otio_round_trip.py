@@ -18,7 +18,8 @@ from ltx_retake.compose import offline_wiring, wiring_for
 from ltx_retake.errors import RetakeError
 from ltx_retake.ports import RetakeMode
 from ltx_retake.relink import Relinker
-from ltx_retake.runner import RetakeOrder, prepare, run
+from ltx_retake.orders import RetakeOrder
+from ltx_retake.runner import prepare, run
 from ltx_retake.selection import clips_on_track, track_label
 from ltx_retake.settings import Settings
 

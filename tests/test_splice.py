@@ -421,7 +421,8 @@ def test_a_refused_linked_sound_takes_the_pictures_splice_back_too():
     from dataclasses import replace
 
     from ltx_retake.progress import Step
-    from ltx_retake.runner import Job, splice_into
+    from ltx_retake.jobs import Job
+    from ltx_retake.landing import splice_into
 
     tl = three_clips()
     a1 = with_sound(tl, [clip("a", "/m/a.mov", 86400, 96), clip("b", "/m/a.mov", 86400 + 200, 240), clip("c", "/m/a.mov", 86400, 96)])

@@ -27,7 +27,11 @@ from ..paths import safe_stem, same_file
 from ..relink import Relinker, parse_path_map
 from ..ports import RetakeMode
 from ..progress import JobEvent, Step
-from ..runner import Job, Outcome, RetakeOrder, default_media_dir, job_from_record, prepare, splice_into
+from ..checks import default_media_dir
+from ..jobs import Job, Outcome, job_from_record
+from ..landing import splice_into
+from ..orders import RetakeOrder
+from ..runner import prepare
 from ..selection import record_timecode, timeline_rate, track_label
 from ..limits import DEFAULT_CONTEXT_S
 from ..settings import Settings, journal_path, parse_size

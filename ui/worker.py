@@ -9,7 +9,9 @@ from ..compose import wiring_for
 from ..errors import CancelledError, RetakeError, redact
 from ..journal import Journal
 from ..progress import Cancel, JobEvent
-from ..runner import Job, order_from, resume, run
+from ..jobs import Job
+from ..orders import order_from
+from ..runner import resume, run
 from ..settings import journal_path, load_settings
 
 __all__ = ["worker_main", "job_detail"]
