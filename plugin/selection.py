@@ -33,6 +33,10 @@ __all__ = [
     "record_timecode",
     "shot_run",
     "same_shot",
+    "select_frames",
+    "select_clip_object",
+    "item_path",
+    "item_at",
 ]
 
 _TR = otio.opentime.TimeRange
@@ -296,7 +300,23 @@ def _select_one(timeline, ti: int, track_obj, clips: list, named: dict, ranges: 
                 f"{len(found)} clips are named {text!r} on track {track_label(timeline, ti)} (at {places}); "
                 "pick one with --range or with #N."
             )
-    c, r = found[0]
+    return _selection_of(timeline, ti, track_obj, found[0][0], ranges)
+
+
+def select_clip_object(timeline: otio.schema.Timeline, ti: int, clip: otio.schema.Clip) -> Selection:
+    """The whole of `clip`, an item of track `ti` of this very timeline (a face's pick), as a selection."""
+    track_obj = timeline.tracks[ti]
+    node = clip.parent()
+    while node is not None and node is not track_obj:
+        node = node.parent()
+    if node is None:
+        raise SelectionError(f"{clip.name!r} is not on track {track_label(timeline, ti)} of this timeline; select it again.")
+    require_lengths(timeline, ti)
+    return _selection_of(timeline, ti, track_obj, clip, track_obj.range_of_all_children())
+
+
+def _selection_of(timeline, ti: int, track_obj, c: otio.schema.Clip, ranges: dict) -> Selection:
+    """The whole of clip `c` (and the pieces earlier retakes split out of it) where it shows, clear of dissolves."""
     run = shot_run(c)
     c = run[0]
     label = f"{original_name(c)} on {track_label(timeline, ti)}"
@@ -341,12 +361,20 @@ def _parse_point(text: str, timeline: otio.schema.Timeline, rate: Fraction) -> i
 
 def select_range(timeline: otio.schema.Timeline, start: str, end: str, track: str | int | None = None,
                  *, per_clip: bool = False) -> list[Selection]:
-    """A record range [start, end) on a track. A range across a cut needs `per_clip` (one job per clip)."""
+    """A record range [start, end) on a track, as typed (timecode, or frames from the timeline's start). A range across
+    a cut needs `per_clip` (one job per clip)."""
     rate = timeline_rate(timeline)
     a, b = _parse_point(start, timeline, rate), _parse_point(end, timeline, rate)
     if b <= a:
         raise SelectionError(f"The range {start} - {end} is empty or backwards; the out point is exclusive and must come after the in point.")
-    ti = find_track(timeline, track)
+    return select_frames(timeline, find_track(timeline, track), a, b, per_clip=per_clip)
+
+
+def select_frames(timeline: otio.schema.Timeline, ti: int, a: int, b: int, *, per_clip: bool = False) -> list[Selection]:
+    """Record frames [a, b) from the timeline's start on track `ti` (a face's marks)."""
+    rate = timeline_rate(timeline)
+    if b <= a:
+        raise SelectionError("The range is empty or backwards; mark an out point after the in point.")
     require_lengths(timeline, ti)
     native = native_rate(timeline, ti)
     if exact_rate(native) == rate:
@@ -574,3 +602,24 @@ def clip_at(timeline: otio.schema.Timeline, ti: int, t: otio.opentime.RationalTi
             return clip, r
     return None
 
+
+
+def item_path(timeline: otio.schema.Timeline, item) -> tuple[int, ...]:
+    """Where an item sits: its track's index, then its index in each composition down to it (to find it in a copy)."""
+    path = []
+    node = item
+    while node.parent() is not None:
+        parent = node.parent()
+        path.append(next(i for i, child in enumerate(parent) if child is node))
+        node = parent
+    if node is not timeline.tracks:
+        raise SelectionError(f"{getattr(item, 'name', 'The item')!r} is not on this timeline; select it again.")
+    return tuple(reversed(path))
+
+
+def item_at(timeline: otio.schema.Timeline, path: tuple[int, ...]):
+    """The item at `path` (see item_path) in this timeline, e.g. a copy of the one the path was taken on."""
+    node = timeline.tracks
+    for i in path:
+        node = node[i]
+    return node
