@@ -50,7 +50,9 @@ def name_taken(path: Path, planned: set[Path]) -> bool:
 
 def check_destination(order: RetakeOrder) -> None:
     """The output can be written by this run: not the input (unless --in-place), not there already (unless --force),
-    in a folder that can be written."""
+    in a folder that can be written. (No output: a face's open document takes the versions.)"""
+    if order.output is None:
+        return
     same = same_file(order.output, order.timeline)
     if same and not order.in_place:
         raise InputError(f"The output {order.output.name} is the input timeline; give another -o path (the original is never overwritten), or pass --in-place.")
@@ -98,8 +100,9 @@ def check_room_for(document: Document, jobs: list[Job], order: RetakeOrder, medi
         document.path.stat().st_size if document.path and document.path.is_file() else 0)
     needs: dict[Path, tuple[int, str]] = {}
     needs[media_dir] = (work + version, f"the cuts, the service's results and the versions ({len(jobs)} job(s))")
-    out = order.output.absolute().parent
-    timeline = (2 * size + 64_000 * len(jobs), f"the timeline {order.output.name}")   # a temp copy beside the old file
+    saved = order.output or order.timeline     # a face's document is saved beside the file it was opened from
+    out = saved.absolute().parent
+    timeline = (2 * size + 64_000 * len(jobs), f"the timeline {saved.name}")   # a temp copy beside the old file
     if out in needs:
         needs[out] = (needs[out][0] + timeline[0], needs[out][1] + f" and {timeline[1]}")
     else:
@@ -131,7 +134,7 @@ def check_relinked(sel: Selection, src, info: MediaInfo, found) -> str | None:
 def check_output(document: Document, jobs: list[Job], order: RetakeOrder, wiring: Wiring) -> None:
     """Splice the planned versions into a copy and ask the store what the output would lose or cannot hold, before
     anything is paid for: a refusal raises; losses raise unless the order accepts them (--yes)."""
-    if not jobs:
+    if not jobs or order.output is None:
         return
     trial = document.timeline.deepcopy()
     for job in sorted(jobs, key=lambda j: (j.plan.track_index, j.plan.record_range.start_time.to_seconds())):

@@ -384,7 +384,7 @@ def _cmd_jobs(a: argparse.Namespace) -> int:
         runs = journal.runs(limit=None if a.all else 20)
     if a.json:
         print(json.dumps([{
-            "run": r.id, "state": r.state, "timeline": str(r.timeline), "output": str(r.output),
+            "run": r.id, "state": r.state, "timeline": str(r.timeline), "output": None if r.output is None else str(r.output),
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created)),
             "jobs": [{"id": j.name, "state": j.step.value, "clip": j.plan.clip_name, "record": j.plan.record_timecode,
                       "request_id": j.request_id, "reused_from": j.reused_from, "error": j.error, "recoverable": j.recoverable,
@@ -395,7 +395,7 @@ def _cmd_jobs(a: argparse.Namespace) -> int:
         print("The journal has no runs yet.", file=sys.stderr)
     for r in runs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
-        print(f"{r.id}\t{r.state}\t{when}\t{r.timeline.name} -> {r.output.name}")
+        print(f"{r.id}\t{r.state}\t{when}\t{r.timeline.name} -> {'(the panel)' if r.output is None else r.output.name}")
         for j in r.jobs:
             extra = f"\trequest {j.request_id}" if j.request_id else f"\treused {j.reused_from}" if j.reused_from else ""
             extra += f"\t{j.error}" if j.error else ""

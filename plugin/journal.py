@@ -29,6 +29,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import zlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -46,7 +47,7 @@ from .progress import Step
 __all__ = ["Journal", "RunRecord", "JobRecord", "failpoint", "FAILPOINT_ENV", "version_in_flight", "LOCK_WAIT_S"]
 
 FAILPOINT_ENV = "LTX_RETAKE_FAILPOINT"
-_SCHEMA = 2              # 2: the ledger keeps the paid file a dropped run left (`kept`)
+_SCHEMA = 3              # 2: the ledger keeps the paid file a dropped run left (`kept`); 3: a run keeps its planned timeline
 LOCK_WAIT_S = 60.0       # how long a write waits for another program that keeps the journal locked
 _DONE = ("finished", "dropped")
 
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS runs (
     order_json TEXT NOT NULL,
     state TEXT NOT NULL,
     owner_pid INTEGER,
-    owner_host TEXT
+    owner_host TEXT,
+    planned BLOB
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -211,7 +213,7 @@ class RunRecord:
     created: float
     timeline: Path
     timeline_sha: str
-    output: Path
+    output: Path | None                 # None: a face's open document takes the versions (the panel)
     media_dir: Path
     work_dir: Path
     order: dict
@@ -298,8 +300,10 @@ class Journal:
             raise sqlite3.DatabaseError(f"damaged: {bad}")
         if version != _SCHEMA:
             db.executescript(_TABLES)
-            if version == 1:
+            if version and version < 2:
                 db.execute("ALTER TABLE ledger ADD COLUMN kept TEXT")
+            if version and version < 3:
+                db.execute("ALTER TABLE runs ADD COLUMN planned BLOB")
             db.execute(f"PRAGMA user_version={_SCHEMA}")
         return version
 
@@ -386,17 +390,22 @@ class Journal:
 
     # --- runs ---------------------------------------------------------------------------------------------------
 
-    def begin_run(self, *, order: dict, timeline: Path, timeline_sha: str, output: Path, media_dir: Path, work_dir: Path,
-                  jobs: list) -> str:
-        """Record a run and its planned jobs in one transaction; returns the run id."""
+    def begin_run(self, *, order: dict, timeline: Path, timeline_sha: str, output: Path | None, media_dir: Path,
+                  work_dir: Path, jobs: list, planned: otio.schema.Timeline | None = None) -> str:
+        """Record a run and its planned jobs in one transaction; returns the run id. `timeline` is the editor's own
+        file, `output` where the run writes (None: a face's open document takes the versions), `planned` the timeline
+        the jobs were planned on (kept compressed: what a face's unsaved document held)."""
         run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         now = time.time()
+        packed = None if planned is None else zlib.compress(otio.adapters.write_to_string(planned, "otio_json", indent=0)
+                                                            .encode("utf-8"), 3)
 
         def statements() -> None:
             self._db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, now, now, str(timeline), timeline_sha, str(output), str(media_dir), str(work_dir),
-                 json.dumps(order), "running", os.getpid(), socket.gethostname()))
+                "INSERT INTO runs (id, created, updated, timeline, timeline_sha, output, media_dir, work_dir, order_json, "
+                "state, owner_pid, owner_host, planned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, now, now, str(timeline), timeline_sha, "" if output is None else str(output), str(media_dir),
+                 str(work_dir), json.dumps(order), "running", os.getpid(), socket.gethostname(), packed))
             for job in jobs:
                 self._db.execute(
                     "INSERT INTO jobs (id, run_id, name, step, plan_json, version_json, prompt, mode, provider, model, "
@@ -409,6 +418,16 @@ class Journal:
         for job in jobs:
             job.run_id = run_id
         return run_id
+
+    def planned(self, run_id: str) -> otio.schema.Timeline | None:
+        """The timeline a run's jobs were planned on (None for a run recorded without it)."""
+        rows = self._rows("SELECT planned FROM runs WHERE id=?", (run_id,))
+        if not rows or rows[0]["planned"] is None:
+            return None
+        try:
+            return otio.adapters.read_from_string(zlib.decompress(rows[0]["planned"]).decode("utf-8"), "otio_json")
+        except Exception:  # noqa: BLE001 - a damaged copy: the run goes on without it
+            return None
 
     def claim(self, run_id: str) -> None:
         """Make this process the run's owner; refuse when another live process still runs it."""
@@ -497,7 +516,8 @@ class Journal:
         state = row["state"]
         if state == "running" and not _owner_alive(row["owner_pid"], row["owner_host"]):
             state = "interrupted"
-        return RunRecord(row["id"], row["created"], Path(row["timeline"]), row["timeline_sha"], Path(row["output"]),
+        return RunRecord(row["id"], row["created"], Path(row["timeline"]), row["timeline_sha"],
+                         Path(row["output"]) if row["output"] else None,
                          Path(row["media_dir"]), Path(row["work_dir"]), json.loads(row["order_json"]), state,
                          row["owner_pid"], row["owner_host"], jobs)
 

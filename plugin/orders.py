@@ -24,7 +24,7 @@ class RetakeOrder:
     """What the user asked for, as the CLI or the panel collected it."""
 
     timeline: Path
-    output: Path
+    output: Path | None                 # where the timeline is written; None: a face's open document takes the versions
     prompt: str | None
     mode: RetakeMode
     provider: str

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shutil
 import threading
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -17,32 +13,22 @@ import opentimelineio as otio
 
 from .atomic import PARTIAL, check_writable
 from .errors import (CancelledError, InputError, RetakeError, SpliceError)
-from .journal import Journal, version_in_flight
-from .locks import claim, hold, owner_record, release
-from .limits import limits_for
+from .journal import Journal
+from .locks import release
 from .document import Document
-from .paths import file_sha256, safe_stem, same_file
-from .metadata import original_reference
-from .plan import Plan, plan_retake, source_clip
-from .relink import Relinker
-from .ports import (DELIVERIES, MediaInfo)
-from .priority import background_priority
+from .paths import file_sha256, same_file
 from .progress import EventLog, JobEvent, Progress, Step
-from .splice import (Version, describe_landing, lines_up, next_version_number, version_name, versions_on)
+from .splice import lines_up
 
 
 from .jobs import Job, Outcome, Wiring, intact, job_from_record
 from .orders import RetakeOrder, absolute_order, order_from, order_json, selections_of
-from .ports import delivery_of
-from .checks import (check_destination, check_output, check_relinked, check_room_for, default_media_dir,
-                     free_version_path, refuse_overlaps, refuse_undeliverable)
-from .steps import StepRunner
+from .checks import check_destination
 from .landing import splice_and_save, state_of, version_files
+from .retake import generate, plan, release_versions, start
 
-__all__ = ["prepare", "prepare_document", "plan_jobs", "run", "resume", "drop"]
+__all__ = ["prepare", "prepare_document", "run", "resume", "drop"]
 
-
-_PLANNING = threading.Lock()
 
 
 def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, *,
@@ -54,87 +40,14 @@ def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None
 
 def prepare_document(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, *,
                      reserved: set[str] = frozenset()) -> tuple[Document, list[Job], Path]:
-    """Read, select, relink, probe and plan, and check that the output can be written. No upload, no spend:
-    everything that can be known before paying is checked here.
-
-    `reserved` names version files that runs still in flight will write; their numbers are skipped.
-    """
-    log = progress or EventLog()
+    """Read the order's timeline, turn its --clip/--range/--markers into selections, and plan them (`retake.plan`):
+    no upload, no spend, everything that can be known before paying checked."""
     document = wiring.store.open(order.timeline)
     try:
-        return plan_jobs(document, order, wiring, log, reserved)
-    except InputError as exc:  # every refusal names the timeline file it is about
-        text = str(exc)
-        if document.name in text:
-            raise
-        raise type(exc)(f"{document.name}: {text}") from None
-
-
-def plan_jobs(document: Document, order: RetakeOrder, wiring: Wiring, log: Progress,
-             reserved: set[str]) -> tuple[Document, list[Job], Path]:
-    timeline = document.timeline
-    for note in document.notes:
-        log(JobEvent("run", Step.PLANNED, f"note: {note}"))
-    if order.placement not in ("splice", "above"):
-        raise InputError(f"Unknown placement {order.placement!r}; use splice or above.")
-    if order.delivery not in DELIVERIES:
-        raise InputError(f"Unknown delivery {order.delivery!r}: deliver versions as auto (H.264/AAC, .mov for a .mov "
-                         "source, else .mp4), h264 (H.264/AAC .mp4), prores or dnxhr (.mov with PCM sound, for editors "
-                         "that cannot decode H.264/AAC, such as DaVinci Resolve on Linux or its free edition).")
-    check_destination(order)
-    base_dir = (order.media_root or order.timeline.absolute().parent).absolute()
-    relinker = Relinker(base_dir, order.path_maps, order.media_search)
-    media_dir = order.media_dir or default_media_dir(timeline, order.output, order.timeline.stem)
-    selections = selections_of(timeline, order)
-    limits = limits_for(order.provider, order.model)
-    probed: dict[Path, MediaInfo] = {}
-    plans: list[Plan] = []
-    track_ranges: dict = {}  # each track's item ranges, worked out once: planning does not edit the timeline
-    for sel in selections:
-        found = relinker.locate(sel.clip, sel.label, ref=original_reference(sel.clip))   # a retake is cut from the original
-        src = source_clip(timeline, sel, base_dir, track_ranges=track_ranges, media=found.path)
-        if src.media_path not in probed:
-            probed[src.media_path] = wiring.media.probe(src.media_path)
-        relink_note = None
-        if found.relinked and not probed[src.media_path].variable_frame_rate:
-            relink_note = check_relinked(sel, src, probed[src.media_path], found)
-        prompt = sel.prompt if order.markers else order.prompt
-        if order.markers and order.prompt:
-            prompt = f"{order.prompt.strip()} {sel.prompt}".strip()
-        for plan in plan_retake(timeline, src, probed[src.media_path], limits, prompt=prompt or "", mode=order.mode,
-                                provider=order.provider, model=order.model, split=order.split,
-                                context_s=order.context_s, max_size=order.max_size):
-            if found.relinked:
-                said = (f"media relinked: {found.path} ({found.how})",) + ((relink_note,) if relink_note else ())
-                plan = replace(plan, notes=(*plan.notes, *said))
-            plans.append(plan)
-    refuse_overlaps(plans)
-    refuse_undeliverable(plans, order.delivery)
-    # Versions count per clip: the clip's own on this timeline, and those runs still in flight will give it. A file of
-    # that name already on disk (another timeline's, or an earlier run's) is never written over: this timeline's
-    # version then goes in a folder named after the output.
-    in_flight = {Path(p).stem for p in reserved if media_dir.absolute() in Path(p).parents}
-    numbers: dict[str, int] = {}
-    on_timeline = versions_on(timeline) if plans else {}  # one pass over the clips, not one per job
-    jobs = []
-    claimed: set[Path] = set()
-    for i, plan in enumerate(plans, 1):
-        n = numbers.get(plan.clip_name) or next_version_number(timeline, plan.clip_name, in_flight, on_timeline=on_timeline)
-        numbers[plan.clip_name] = n + 1
-        name = f"{safe_stem(version_name(plan.clip_name, n))}{delivery_of(order.delivery, plan.media.path)[1]}"
-        path = free_version_path(media_dir, name, order.output, claimed)
-        claimed.add(path)
-        jobs.append(Job(id=f"job{i}", plan=plan, version=Version(n, plan.clip_name, path, {})))
-    check_output(document, jobs, order, wiring)
-    check_room_for(document, jobs, order, media_dir)
-    for job in jobs:
-        plan = job.plan
-        log(JobEvent(job.id, Step.PLANNED, plan.summary()))
-        for note in plan.notes:
-            log(JobEvent(job.id, Step.PLANNED, f"note: {note}"))
-        log(JobEvent(job.id, Step.PLANNED, describe_landing(timeline, plan, order.placement)))
-        if plan.estimate_usd:
-            log(JobEvent(job.id, Step.PLANNED, f"estimated cost ${plan.estimate_usd:.2f} ({plan.price_basis})"))
+        selections = selections_of(document.timeline, order)
+    except InputError as exc:
+        raise type(exc)(str(exc) if document.name in str(exc) else f"{document.name}: {exc}") from None
+    jobs, media_dir = plan(document, selections, order, wiring, reserved=reserved, progress=progress)
     return document, jobs, media_dir
 
 
@@ -147,7 +60,7 @@ def _tidy(work: Path, made: Path | None = None) -> None:
 
 def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, cancel: threading.Event | None = None, *,
         journal: Journal | None = None, confirm: Callable[[list[Job]], bool] | None = None) -> Outcome:
-    """Prepare, generate every job (concurrently), splice the ones that succeeded, and save atomically.
+    """Plan the order, generate every job (concurrently), land the ones that succeeded and save the output atomically.
 
     With a journal, every step is recorded before it starts (`resume` continues from there) and identical
     requests reuse earlier results unless `order.fresh`. `confirm` sees the planned jobs before anything is
@@ -162,62 +75,17 @@ def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, ca
         raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
     if confirm is not None and not confirm(jobs):
         raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
-    # Numbering and recording happen under one lock (this process's, and the journal's across processes), and every
-    # version's name is claimed on disk before anything is sent: two runs started together, with one journal or two,
-    # never number or write a version alike. A run that planned while another claimed its names plans again.
-    owner = owner_record(journal.path if journal else None)
-    made = None if media_dir.exists() else media_dir
-    waiting = lambda text: log(JobEvent("run", Step.PLANNED, text))  # noqa: E731
-    with _PLANNING, (hold(journal.path, "numbering versions in", on_wait=waiting) if journal else nullcontext()):
-        now_in_flight = journal.versions_in_flight() if journal else set()
-        if now_in_flight != in_flight or not _claim_versions(jobs, owner):
-            document, jobs, media_dir = prepare_document(order, wiring, EventLog(), reserved=now_in_flight)
-            if not _claim_versions(jobs, owner):
-                raise InputError("Another run keeps taking the version names this run planned; nothing was sent. "
-                                 "Try again in a moment.")
-        # Each run stages its cuts and downloads in a folder of its own: a failed job's paid-for download
-        # stays there (the error names it) and a later run never writes over it.
-        work = media_dir / ".work" / (_dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + f"-{uuid.uuid4().hex[:4]}")
-        run_id = ""
-        expect = state_of(order.output, document)
-        if journal is not None:
-            try:
-                run_id = journal.begin_run(order=order_json(order), timeline=order.timeline, timeline_sha=file_sha256(order.timeline),
-                                           output=order.output, media_dir=media_dir, work_dir=work, jobs=jobs)
-            except BaseException:
-                _release_versions(jobs, everything=True)
-                raise
-            log(JobEvent("run", Step.PLANNED, f"run {run_id} (`ltx-retake resume {run_id}` continues it after a crash)"))
-    runner = StepRunner(wiring, log, cancel, work, journal=journal, timeline=order.timeline, fresh=order.fresh,
-                     order=order)
-    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(jobs))), initializer=background_priority) as pool:
-        list(pool.map(runner.generate, jobs))
+    started = start(document, jobs, media_dir, order, wiring, journal, selections=selections_of(document.timeline, order),
+                    reserved=in_flight, progress=log)
+    jobs, media_dir, work = started.jobs, started.media_dir, started.work
+    expect = state_of(order.output, document)
+    runner = generate(jobs, wiring, work, order, journal=journal, cancel=cancel, progress=log)
     output = splice_and_save(document, jobs, order, wiring, runner, overwrite=order.overwrite or order.in_place, expect=expect)
-    _release_versions(jobs, everything=journal is None)   # without a journal nothing can resume a job: no name is kept
-    _tidy(work, made if made is not None and made == media_dir else None)
+    release_versions(jobs, everything=journal is None)   # without a journal nothing can resume a job: no name is kept
+    _tidy(work, started.made if started.made is not None and started.made == media_dir else None)
     if journal is not None:
-        journal.finish_run(run_id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
-    return Outcome(jobs, output, media_dir, log, run_id)
-
-
-def _claim_versions(jobs: list[Job], owner: dict) -> bool:
-    """Claim every job's version name (see locks.claim); all or none."""
-    done = []
-    for job in jobs:
-        if not claim(job.version.path, owner, in_flight=version_in_flight):
-            for path in done:
-                release(path)
-            return False
-        done.append(job.version.path)
-    return True
-
-
-def _release_versions(jobs: list[Job], *, everything: bool = False) -> None:
-    """Let go of the names of jobs that will not write any more (written, failed for good, cancelled)."""
-    for job in jobs:
-        if job.version is not None and (everything or job.step in (Step.SPLICED, Step.CANCELLED)
-                                        or (job.step == Step.FAILED and not job.recoverable)):
-            release(job.version.path)
+        journal.finish_run(started.run_id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
+    return Outcome(jobs, output, media_dir, log, started.run_id)
 
 
 def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | None = None,
@@ -243,19 +111,26 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
     todo = [j for j, r in zip(jobs, record.jobs) if r.unfinished]
     if not todo:
         journal.finish_run(record.id)
-        return Outcome(jobs, order.output if order.output.exists() else None, record.media_dir, log, record.id)
+        return Outcome(jobs, order.output if order.output and order.output.exists() else None, record.media_dir, log,
+                       record.id)
     _check_resumable_output(order, jobs, wiring)
     _sweep(record, order.output)
     for job in todo:
         log(JobEvent(job.id, job.step, f"resuming at {job.step.value}" + (f" (request {job.request_id})" if job.request_id else "")))
-    runner = StepRunner(wiring, log, cancel, record.work_dir, journal=journal, timeline=record.timeline,
-                     fresh=order.fresh, resubmit=resubmit, resumed=True, order=order)
     generating = [j for j in todo if j.step not in (Step.READY, Step.SPLICING, Step.SAVING)]
     if generating and (wiring.service is None or wiring.host is None):
         raise InputError("No retake service is wired in to finish the run's requests.")
-    with ThreadPoolExecutor(max_workers=max(1, min(order.max_parallel, len(todo))), initializer=background_priority) as pool:
-        list(pool.map(runner.generate, todo))
-    base, overwrite = _splice_base(record, order, jobs, wiring, log)
+    runner = generate(todo, wiring, record.work_dir, order, journal=journal, cancel=cancel, progress=log, resumed=True,
+                      resubmit=resubmit)
+    if order.output is None:  # a panel's run: its open document takes the versions, not a file
+        ready = [j for j in todo if j.step == Step.READY]
+        if ready:
+            log(JobEvent("run", Step.READY, f"{len(ready)} version(s) ready: open {order.timeline.name} in the panel to "
+                                            f"review them, or `ltx-retake resume {record.id} -o FILE` to write a timeline"))
+        release_versions(jobs)
+        journal.finish_run(record.id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
+        return Outcome(jobs, None, record.media_dir, log, record.id)
+    base, overwrite = _splice_base(record, order, jobs, wiring, log, journal)
     if base is None:  # the timeline changed under the run where the versions go: keep them, say where
         for job in (j for j in todo if j.step == Step.READY):
             runner._fail(job, SpliceError(f"{order.timeline.name} changed since this run began, and its windows no longer "
@@ -273,7 +148,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
                                   expect=state_of(order.output, base))
         if output is None and any(j.step == Step.SPLICED for j in jobs) and order.output.exists():
             output = order.output
-    _release_versions(jobs)
+    release_versions(jobs)
     _tidy(record.work_dir)
     journal.finish_run(record.id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
     return Outcome(jobs, output, record.media_dir, log, record.id)
@@ -282,7 +157,7 @@ def resume(run_id: str, wiring: Wiring, journal: Journal, progress: Progress | N
 def _redirect(order: RetakeOrder, output: Path, overwrite: bool) -> RetakeOrder:
     """The run's order writing its timeline to `output` (resume -o), checked like a new run's destination."""
     output = Path(os.path.abspath(output))
-    moved = not same_file(output, order.output)
+    moved = order.output is None or not same_file(output, order.output)
     order = replace(order, output=output, overwrite=overwrite or (order.overwrite and not moved),
                     in_place=order.in_place and same_file(output, order.timeline))
     if moved:
@@ -293,6 +168,8 @@ def _redirect(order: RetakeOrder, output: Path, overwrite: bool) -> RetakeOrder:
 def _check_resumable_output(order: RetakeOrder, jobs: list[Job], wiring: Wiring) -> None:
     """Before following anything: the timeline this resume writes can be written (else a sentence naming -o/--force)."""
     out = order.output
+    if out is None:   # a panel's run: its versions wait for the panel
+        return
     if out.is_dir() and out.suffix.lower() not in (".fcpxmld", ".otiod"):
         raise InputError(f"{out} is a folder; pass -o FILE to write the run's timeline to a file.")
     if out.exists() and not (order.overwrite or order.in_place):
@@ -310,9 +187,13 @@ def _check_resumable_output(order: RetakeOrder, jobs: list[Job], wiring: Wiring)
 
 
 def _splice_base(record, order: RetakeOrder, jobs: list[Job], wiring: Wiring,
-                 log: Progress | None = None) -> tuple[Document | None, bool]:
+                 log: Progress | None = None, journal: Journal | None = None) -> tuple[Document | None, bool]:
     """The document to splice into: the run's own output when it was written, else the original timeline, when it
-    is unchanged (by its hash) or still shows every ready job's clip with the same frames over its window."""
+    is unchanged (by its hash) or still shows every ready job's clip with the same frames over its window; a panel's
+    run (`resume -o`) lands in the timeline its jobs were planned on, the panel's document as it was then."""
+    planned = journal.planned(record.id) if journal is not None and record.output is None else None
+    if planned is not None and not order.output.exists():
+        return Document(planned), order.overwrite
     if order.output.exists():
         written = wiring.store.open(order.output)
         ours = {j.version.path.name for j in jobs}
@@ -340,7 +221,7 @@ def _sweep(record, output: Path | None = None) -> None:
         if folder.is_dir():
             for leftover in list(folder.glob(f".*{PARTIAL}*")) + list(folder.glob(".*.part")):
                 leftover.unlink(missing_ok=True)
-    for out in {record.output, output or record.output}:
+    for out in {record.output, output or record.output} - {None}:
         if out.parent.is_dir():
             for leftover in out.parent.glob(f".{out.stem}.*{PARTIAL}{out.suffix}"):
                 leftover.unlink(missing_ok=True)

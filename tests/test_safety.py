@@ -509,7 +509,8 @@ def journal_with_runs(path: Path, runs: int, *, step: str | None = None) -> None
     """A journal holding `runs` runs (no jobs), and with `step` one job in that (unknown) state."""
     with Journal(path) as j:
         for i in range(runs):
-            j._write("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            j._write("INSERT INTO runs (id, created, updated, timeline, timeline_sha, output, media_dir, work_dir, "
+                     "order_json, state, owner_pid, owner_host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                      (f"20260101-000000-{i:06d}", i, i, "/t/cut.otio", "x", "/t/out.otio", "/t/m", "/t/m/.work/w", "{}",
                       "finished", None, None))
         if step:

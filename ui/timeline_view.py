@@ -29,7 +29,6 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen, Q
 from PySide6.QtWidgets import QScrollBar, QSizePolicy, QWidget
 
 from ..selection import record_timecode
-from .timeline_model import CLIP as _CLIP
 from .timeline_model import NESTED as _NESTED
 from .timeline_model import ClipPick, Overlay, TimelineIndex, TrackRow, badge_text
 
