@@ -13,7 +13,7 @@ from functools import lru_cache
 from ..errors import MediaError
 from ..priority import BACKGROUND_NICE   # renders yield the CPU to the editor's programs (the panel, the NLE)
 
-__all__ = ["ffmpeg_path", "run_ffmpeg", "own_process_group"]
+__all__ = ["ffmpeg_path", "run_ffmpeg", "own_process_group", "die_with"]
 
 
 @lru_cache(maxsize=8)
@@ -80,6 +80,17 @@ def _die_with_parent():
             os._exit(1)
 
     return preexec
+
+
+def die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this process when `parent` (the process that started it) dies, as `_die_with_parent`
+    does for ffmpeg: a panel's worker never goes on alone. Where the OS cannot, nothing changes."""
+    prctl = _prctl()
+    if prctl is None:
+        return
+    prctl(1, int(signal.SIGKILL), 0, 0, 0)       # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def run_ffmpeg(args: list[str], *, ffmpeg: str | None = None, what: str = "ffmpeg", input: bytes | None = None) -> None:

@@ -200,20 +200,19 @@ def read_live(resolve_timeline: Any, features: Features) -> LiveRead:
     return live
 
 
-def _pick_of(live: LiveRead, item: Any, video_index: dict[int, int]) -> tuple[int, str] | None:
-    """Where a picked item sits as (track index, "#N"); a retake placed above stands for the clip it retakes."""
+def _pick_of(live: LiveRead, item: Any, video_index: dict[int, int]) -> tuple[int, otio.schema.Clip] | None:
+    """The clip of the read a picked item is, with its track's index; a retake placed above stands for the clip it
+    retakes."""
     key = item_key(item)
     version_of = _version_of(live, key)
     if version_of:
         key = version_of
     for resolve_track, ti in video_index.items():
-        n = 0
         for child in live.timeline.tracks[ti]:
             if isinstance(child, otio.schema.Clip):
-                n += 1
                 meta = resolve_meta(child)
                 if meta and meta["item"] == key:
-                    return ti, f"#{n}"
+                    return ti, child
     return None
 
 

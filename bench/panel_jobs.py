@@ -77,13 +77,14 @@ def measure(jobs: int = 20, delay: float = 2.0, seconds: float = 2.5) -> dict:
     sampler.setInterval(TICK_MS)
     sampler.timeout.connect(tick)
     window.form.set_prompt("the same shot at dusk")
-    request = window.form.request(clips=tuple((0, i) for i in range(1, jobs + 1)))   # what Retake sends for N clips
+    # what Retake sends for N clicked clips: each clip's place on the timeline
+    request = window.form.request(clips=tuple((0, i) for i in range(jobs)))
     events = [0]
     window.session.events.connect(lambda batch: events.__setitem__(0, events[0] + len(batch)))
     started = time.perf_counter()
     sampler.start()
     last[0] = time.perf_counter()
-    keys = window.session.start(request)
+    keys = [window.session.start(request)]
     while any(window.session.runs[k].outcome is None and window.session.runs[k].error is None for k in keys) \
             or window.session._finished or window.session.in_flight():
         app.processEvents()

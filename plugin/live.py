@@ -1,8 +1,9 @@
 """Retakes on a live NLE timeline (DaVinci Resolve): read it as OTIO, run the same pipeline, put the versions back.
 
-The live timeline is read into an OTIO copy (a snapshot file, kept), the editor's pick becomes ordinary
-orders on that copy, `runner.run` plans, generates and splices them into a copy of the snapshot (also kept:
-the file route's record of the run), and every spliced version is handed back to the NLE as a `Landing`.
+The live timeline is read into an OTIO copy (a snapshot file, kept: the record of what the run saw), the editor's
+pick becomes `Selection`s of that copy (the clips themselves, or the marked frames), `runner.run` plans, generates
+and splices them into a copy of the snapshot (also kept: the file route's record of the run), and every spliced
+version is handed back to the NLE as a `Landing`.
 Putting back is idempotent: an NLE that already shows a version is left as it is, so a put-back can simply
 be run again (the panel's Resolve > Put Accepted Versions Back Again).
 """
@@ -27,11 +28,11 @@ from .progress import EventLog, Progress, Step
 from .jobs import Job, Outcome, Wiring
 from .orders import RetakeOrder
 from .runner import run
-from .selection import clip_at, track_label
-from .timing import to_frames
+from .selection import Selection, clip_at, item_at, item_path, select_clip_object, select_frames
+from .timing import parse_timecode, to_frames
 
-__all__ = ["LiveRead", "Landing", "LiveTimeline", "LiveRun", "live_folder", "write_snapshot", "orders_for",
-           "landings_for", "retake_live"]
+__all__ = ["LiveRead", "Landing", "LiveTimeline", "LiveRun", "live_folder", "write_snapshot", "picked_clip",
+           "selections_for", "order_for", "landings_for", "retake_live"]
 
 
 @dataclass
@@ -44,7 +45,7 @@ class LiveRead:
     rate: Fraction
     drop_frame: bool
     start_frame: int                                    # absolute record frame of the timeline's first frame
-    picks: list[tuple[int, str]] = field(default_factory=list)   # (index in timeline.tracks, "#N") per picked clip
+    picks: list[tuple[int, otio.schema.Clip]] = field(default_factory=list)  # (index in timeline.tracks, the clip)
     range: tuple[int, str, str] | None = None           # (index in timeline.tracks, in, out): in/out marks, out exclusive
     how: str = ""                                       # which of the NLE's selections this came from
     notes: list[str] = field(default_factory=list)
@@ -116,26 +117,49 @@ def write_snapshot(read: LiveRead, folder: Path, wiring: Wiring) -> Path:
     return wiring.store.write(read.timeline, path)
 
 
-def orders_for(read: LiveRead, snapshot: Path, media_dir: Path, *, prompt: str, mode: RetakeMode, provider: str,
-               model: str, **extra) -> list[RetakeOrder]:
-    """The pick as orders on the snapshot: in/out marks are one order (a job per clip); clips one order per track."""
-    base = dict(timeline=snapshot, prompt=prompt, mode=mode, provider=provider, model=model, media_dir=media_dir,
-                placement="above", **extra)
-    tl = read.timeline
+def picked_clip(read: LiveRead, clip: otio.schema.Clip, timeline: otio.schema.Timeline) -> otio.schema.Clip:
+    """The picked `clip` (of `read.timeline`) in `timeline`, a copy of it (the snapshot, the panel's document) or the
+    NLE's own export of the same timeline: the clip at the same place, covering the same time; refused when there is
+    none."""
+    try:
+        found = item_at(timeline, item_path(read.timeline, clip))
+    except (IndexError, TypeError, SelectionError):
+        found = None
+    if not isinstance(found, otio.schema.Clip) or not _same_place(found, clip):
+        raise SelectionError(f"{clip.name!r}, picked in {read.name}, is not at the same place in the timeline this run "
+                             "reads; read the timeline again (or use --route live).")
+    return found
+
+
+def _same_place(a: otio.schema.Clip, b: otio.schema.Clip) -> bool:
+    """Two clips cover the same time of their parents (an NLE's export may name a clip after its active take)."""
+    ra, rb = a.range_in_parent(), b.range_in_parent()
+    return (abs(ra.start_time.to_seconds() - rb.start_time.to_seconds()) < 1e-3
+            and abs(ra.duration.to_seconds() - rb.duration.to_seconds()) < 1e-3)
+
+
+def selections_for(read: LiveRead, timeline: otio.schema.Timeline) -> list[Selection]:
+    """The NLE's pick as selections of `timeline` (see `picked_clip`): in/out marks are the marked frames on their
+    track, one job per clip; picked clips are each the whole clip."""
     if read.range is not None:
         ti, a, b = read.range
-        return [RetakeOrder(output=snapshot.with_name(f"{snapshot.stem}_retakes.otio"), range=(a, b),
-                            track=track_label(tl, ti), per_clip=True, **base)]
-    by_track: dict[int, list[str]] = {}
-    for ti, ref in read.picks:
-        by_track.setdefault(ti, []).append(ref)
-    if not by_track:
+        start = parse_timecode(a, read.rate, read.drop_frame) - read.start_frame
+        end = parse_timecode(b, read.rate, read.drop_frame) - read.start_frame
+        return select_frames(timeline, ti, start, end, per_clip=True)
+    if not read.picks:
         said = [n for n in read.notes if n.startswith("Nothing is picked")]
         raise SelectionError(said[0] if said else "Nothing is picked on the live timeline; select clips, mark in and out, "
                              "or park the playhead on a clip.")
-    return [RetakeOrder(output=snapshot.with_name(f"{snapshot.stem}_retakes-{track_label(tl, ti).split()[0]}.otio"),
-                        clip=tuple(refs), track=track_label(tl, ti), **base)
-            for ti, refs in sorted(by_track.items())]
+    return [select_clip_object(timeline, ti, picked_clip(read, clip, timeline)) for ti, clip in sorted(
+        read.picks, key=lambda p: (p[0], p[1].range_in_parent().start_time.to_seconds()))]
+
+
+def order_for(snapshot: Path, media_dir: Path, *, prompt: str, mode: RetakeMode, provider: str, model: str,
+              **extra) -> RetakeOrder:
+    """How the pick is retaken: versions placed above the clips (so the NLE keeps its own), the snapshot's run
+    written beside it."""
+    return RetakeOrder(timeline=snapshot, output=snapshot.with_name(f"{snapshot.stem}_retakes.otio"), prompt=prompt,
+                       mode=mode, provider=provider, model=model, media_dir=media_dir, **{"placement": "above", **extra})
 
 
 def landings_for(read: LiveRead, jobs: list[Job]) -> list[Landing]:
@@ -169,10 +193,12 @@ def retake_live(live: LiveTimeline, wiring: Wiring, root: Path, *, prompt: str, 
     read = live.read()
     folder = live_folder(root, read)
     snapshot = write_snapshot(read, folder, wiring)
-    media = media_dir or folder / "media"
-    outcomes = []
-    for order in orders_for(read, snapshot, media, prompt=prompt, mode=mode, provider=provider, model=model, **order_extra):
-        outcomes.append(run(order, wiring, log, cancel, journal=journal, confirm=confirm))
+    document = wiring.store.open(snapshot)
+    selections = selections_for(read, document.timeline)
+    order = order_for(snapshot, media_dir or folder / "media", prompt=prompt, mode=mode, provider=provider, model=model,
+                      **order_extra)
+    outcomes = [run(order, wiring, log, cancel, journal=journal, confirm=confirm, document=document,
+                    selections=selections)]
     landings = landings_for(read, [j for o in outcomes for j in o.jobs])
     landed = live.put_back(landings, finalize=finalize) if landings else []
     return LiveRun(read, snapshot, outcomes, landed)

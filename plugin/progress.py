@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Step", "JobEvent", "Progress", "EventLog", "Cancel"]
+__all__ = ["Step", "JobEvent", "RunStarted", "RunFinished", "Progress", "EventLog", "Cancel"]
 
 
 class Step(str, enum.Enum):
@@ -45,6 +45,22 @@ class JobEvent:
     queue_position: int | None = None
     log: tuple[str, ...] = ()
     at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A run is recorded in the journal and its jobs are about to be sent (what a face lists before any JobEvent)."""
+
+    run_id: str
+    jobs: tuple[tuple[str, str, str], ...]   # (job id, what it retakes, its window and estimate)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A run's process is done with it: its jobs' states are in the journal; `error` says why it stopped early."""
+
+    run_id: str
+    error: str | None = None
 
 
 Progress = Callable[[JobEvent], None]

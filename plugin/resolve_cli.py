@@ -105,7 +105,7 @@ def _retake(a, live, in_worker, report, confirm_cost) -> int:
     from .costs import estimate
     from dataclasses import replace
 
-    from .live import live_folder, orders_for, retake_live
+    from .live import live_folder, order_for, retake_live, selections_for
     from .runner import run
 
     settings = load_settings()
@@ -134,11 +134,12 @@ def _retake(a, live, in_worker, report, confirm_cost) -> int:
             folder = live_folder(root, read)
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             exported = live.export_otio(folder / "exports" / f"{stamp}.otio")
-            outcomes = []
-            for order in orders_for(read, exported, media_dir or folder / "media", prompt=a.prompt, mode=mode,
-                                    provider=a.provider, model=model, **extra):
-                order = replace(order, placement="splice")  # the OTIO route splices into the exported file
-                outcomes.append(run(order, wiring, log, cancel, journal=journal, confirm=confirm))
+            document = wiring.store.open(exported)
+            order = order_for(exported, media_dir or folder / "media", prompt=a.prompt, mode=mode, provider=a.provider,
+                              model=model, **extra)
+            order = replace(order, placement="splice")  # the OTIO route splices into the exported file
+            outcomes = [run(order, wiring, log, cancel, journal=journal, confirm=confirm, document=document,
+                            selections=selections_for(read, document.timeline))]
             for outcome in outcomes:
                 if outcome.output is not None:
                     name = live.import_otio(outcome.output, f"{read.name} LTX retakes")

@@ -18,6 +18,7 @@ from .locks import release
 from .document import Document
 from .paths import file_sha256, same_file
 from .progress import EventLog, JobEvent, Progress, Step
+from .selection import Selection
 from .splice import lines_up
 
 
@@ -42,13 +43,18 @@ def prepare_document(order: RetakeOrder, wiring: Wiring, progress: Progress | No
                      reserved: set[str] = frozenset()) -> tuple[Document, list[Job], Path]:
     """Read the order's timeline, turn its --clip/--range/--markers into selections, and plan them (`retake.plan`):
     no upload, no spend, everything that can be known before paying checked."""
-    document = wiring.store.open(order.timeline)
-    try:
-        selections = selections_of(document.timeline, order)
-    except InputError as exc:
-        raise type(exc)(str(exc) if document.name in str(exc) else f"{document.name}: {exc}") from None
+    document, selections = _read(order, wiring)
     jobs, media_dir = plan(document, selections, order, wiring, reserved=reserved, progress=progress)
     return document, jobs, media_dir
+
+
+def _read(order: RetakeOrder, wiring: Wiring) -> tuple[Document, list[Selection]]:
+    """The order's timeline read, and its --clip/--range/--markers as selections of it."""
+    document = wiring.store.open(order.timeline)
+    try:
+        return document, selections_of(document.timeline, order)
+    except InputError as exc:
+        raise type(exc)(str(exc) if document.name in str(exc) else f"{document.name}: {exc}") from None
 
 
 def _tidy(work: Path, made: Path | None = None) -> None:
@@ -59,24 +65,28 @@ def _tidy(work: Path, made: Path | None = None) -> None:
 
 
 def run(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, cancel: threading.Event | None = None, *,
-        journal: Journal | None = None, confirm: Callable[[list[Job]], bool] | None = None) -> Outcome:
+        journal: Journal | None = None, confirm: Callable[[list[Job]], bool] | None = None,
+        document: Document | None = None, selections: list[Selection] | None = None) -> Outcome:
     """Plan the order, generate every job (concurrently), land the ones that succeeded and save the output atomically.
 
     With a journal, every step is recorded before it starts (`resume` continues from there) and identical
     requests reuse earlier results unless `order.fresh`. `confirm` sees the planned jobs before anything is
-    sent; when it returns False nothing is sent.
+    sent; when it returns False nothing is sent. A face that holds the document read from `order.timeline` and the
+    editor's picks on it hands both in (`document`, `selections`); else the order's --clip/--range/--markers say.
     """
     log = progress if isinstance(progress, EventLog) else EventLog(*([progress] if progress else []))
     cancel = cancel or threading.Event()
     order = absolute_order(order)
     in_flight = journal.versions_in_flight() if journal else set()
-    document, jobs, media_dir = prepare_document(order, wiring, log, reserved=in_flight)
+    if document is None:
+        document, selections = _read(order, wiring)
+    jobs, media_dir = plan(document, selections, order, wiring, reserved=in_flight, progress=log)
     if wiring.service is None or wiring.host is None:
         raise InputError("No retake service is wired in; choose --provider local, fal or runcomfy.")
     if confirm is not None and not confirm(jobs):
         raise CancelledError("Nothing was sent: the estimated cost was not confirmed.")
-    started = start(document, jobs, media_dir, order, wiring, journal, selections=selections_of(document.timeline, order),
-                    reserved=in_flight, progress=log)
+    started = start(document, jobs, media_dir, order, wiring, journal, selections=selections, reserved=in_flight,
+                    progress=log)
     jobs, media_dir, work = started.jobs, started.media_dir, started.work
     expect = state_of(order.output, document)
     runner = generate(jobs, wiring, work, order, journal=journal, cancel=cancel, progress=log)

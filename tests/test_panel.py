@@ -20,7 +20,9 @@ from ltx_retake.adapters.local_service import LocalService, LocalServiceConfig
 from ltx_retake.adapters.media_sheet import retake_sheet_rows
 from ltx_retake.adapters.testcard import audio_marks, read_index, write_marks_wav
 from ltx_retake.adapters.timeline_files import read_timeline, write_timeline
+from ltx_retake.journal import Journal
 from ltx_retake.paths import file_sha256
+from ltx_retake.selection import clip_at
 from ltx_retake.settings import load_settings
 from ltx_retake.ui.display import display_problem
 from ltx_retake.ui.timeline_view import badge_text
@@ -216,6 +218,18 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     assert w.view.timeline() is w.session.document.timeline
     assert file_sha256(cut) == cut_sha and file_sha256(tmp_path / "source.mov") == media_sha
 
+    # no copy of the document was written anywhere: the plan and the run worked on it in memory, and the journal
+    # names the editor's own file (and keeps the timeline the run was planned on)
+    home = Path(os.environ["LTX_RETAKE_JOURNAL"]).parent
+    assert sorted(p.name for p in [*tmp_path.rglob("*.otio"), *home.rglob("*.otio")]) == ["cut.otio", "cut_retaken.otio"]
+    with Journal(Path(os.environ["LTX_RETAKE_JOURNAL"])) as journal:
+        (record,) = journal.runs()
+        assert record.timeline == cut.absolute() and record.output is None and record.state == "finished"
+        assert [j.step.value for j in record.jobs] == ["spliced"]             # Save noted it: never landed twice
+        assert [c.name for c in journal.planned(record.id).find_clips()] == ["A", "B", "C"]
+    listed = subprocess.run([sys.executable, "-m", "ltx_retake", "jobs"], capture_output=True, text=True, timeout=60)
+    assert "cut.otio -> (the panel)" in listed.stdout, listed.stdout
+
     # reopen: the version is there, active, and its file is on disk
     again = window()
     assert again.open(out)
@@ -224,6 +238,118 @@ def test_the_whole_round_trip_in_the_panel(qtbot, window, tmp_path):
     version_file = Path(found.clip.media_references()["retake_v001"].target_url)
     assert version_file.is_file() and version_file.parent.name == "cut_retakes"
     assert badge_text(found.clip)
+
+
+def test_a_shot_retaken_three_times_in_a_row_in_the_panel(qtbot, window, tmp_path):
+    """Retake a window, accept, retake it again (it shows v001 now), accept, then click the shot (now in pieces) and
+    retake all of it: every input is cut from the source, every version stays on the clip, and they compare."""
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    w = window()
+    assert w.open(cut)
+
+    def retake_and_accept(key: str, prompt: str):
+        w.form.prompt.setPlainText(prompt)
+        qtbot.waitUntil(lambda: w.form.retake.isEnabled() and w._planned is not None
+                        and w._planned.request == w.current_request(), timeout=20_000)
+        qtbot.mouseClick(w.form.retake, Qt.LeftButton)
+        qtbot.waitUntil(lambda: key in w.session.runs and bool(w.session.runs[key].pending), timeout=120_000)
+        (job_id,) = w.session.runs[key].pending
+        w.session.accept(key, job_id)
+        return w.session.runs[key].jobs[job_id]
+
+    _select_range(qtbot, w, 36, 84)
+    first = retake_and_accept("r1", "a stormy sky")
+    _select_range(qtbot, w, 36, 84)                          # the same window, showing v001 now
+    second = retake_and_accept("r2", "a calmer sky")
+    showing, _ = clip_at(w.session.document.timeline, 0, otio.opentime.RationalTime(60, 24))
+    assert showing.name == "B_retake_v002"
+    w.view.setFocus()
+    qtbot.mouseClick(w.view, Qt.LeftButton, pos=w.view.clip_rect(0, showing).center())   # the shot, by a click on a piece
+    assert [p.clip.name for p in w.view.selected_clips()] == ["B_retake_v002"]
+    third = retake_and_accept("r3", "sunset")
+
+    source = (tmp_path / "source.mov").resolve()
+    assert [j.version.name for j in (first, second, third)] == ["B_retake_v001", "B_retake_v002", "B_retake_v003"]
+    assert all(Path(j.plan.media.path).resolve() == source for j in (first, second, third)), "cut from a version"
+    rate = 24
+    assert [(round(j.plan.record_range.start_time.rescaled_to(rate).value), j.plan.window_frames)
+            for j in (first, second, third)] == [(36, 48), (36, 48), (24, 96)]        # the third: all of B
+    retaken = list_versions(w.session.document.timeline)
+    assert {v for r in retaken for v in r.versions} == {"retake_v001", "retake_v002", "retake_v003"}
+    assert {r.active for r in retaken} == {"retake_v003"}
+    (middle,) = [r for r in retaken if len(r.versions) == 3]     # the first window's piece holds all three
+    w.preview.clear()
+    w.compare(middle.clip, "retake_v002", "retake_v003")
+    qtbot.waitUntil(lambda: w.preview.filmstrip_count() > 0, timeout=20_000)
+    w.compare(retaken[0].clip, "retake_v001", "retake_v003")       # a piece the first windows did not cover
+    qtbot.waitUntil(lambda: w.status.text().startswith("Cannot compare:"), timeout=20_000)
+    assert "has no retake_v001" in w.status.text()
+    out = tmp_path / "cut_three.otio"
+    assert w.save_to(out)
+    again = window()
+    assert again.open(out)
+    assert {v for r in list_versions(again.session.document.timeline) for v in r.versions} == \
+        {"retake_v001", "retake_v002", "retake_v003"}
+
+
+_KILLED_PANEL = """
+import os, signal, sys
+from pathlib import Path
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+from ltx_retake.progress import Step
+from ltx_retake.settings import load_settings
+from ltx_retake.ui.window import RetakeWindow
+
+app = QApplication([])
+w = RetakeWindow(load_settings(), qsettings=QSettings(sys.argv[2], QSettings.IniFormat))
+w.show()
+assert w.open(Path(sys.argv[1]))
+w.form.prompt.setPlainText("rain at night")
+
+def heard(batch):  # the panel dies the moment the worker says the version is made, before it lands or is saved
+    if any(event.step == Step.READY for _, event in batch):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+w.session.events.connect(heard)
+w.session.start(w.form.request(range=(36, 84), track=0))
+app.exec()
+"""
+
+
+def test_a_panel_killed_during_a_run_shows_the_finished_version_on_reopen(qtbot, window, tmp_path):
+    cut, _ = make_project(tmp_path, Fraction(24), "01:00:00:00", seconds=6.0)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_PANEL, str(cut), str(tmp_path / "killed.ini")],
+                            capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -9, killed.stderr
+    with Journal(Path(os.environ["LTX_RETAKE_JOURNAL"])) as journal:
+        (record,) = journal.runs()
+        assert record.state == "interrupted" and [j.step.value for j in record.jobs] == ["ready"]
+    version = Path(record.jobs[0].version["path"])
+    assert version.is_file() and version.name == "B_retake_v001.mov"
+
+    w = window()
+    assert w.open(cut)                       # the finished version lands again, awaiting review; nothing is sent
+    qtbot.waitUntil(lambda: bool(w.session.ready_to_review()), timeout=20_000)
+    (key, job_id), = w.session.ready_to_review()
+    (retaken,) = list_versions(w.session.document.timeline)
+    assert retaken.versions == ("retake_v001",) and retaken.active == "original"
+    assert w.session.document.modified and w.jobs.step_of(key, job_id) == "done"
+    assert w.show_interrupted() == 0, "a run whose versions are back in the timeline is not offered for Resume"
+    w.session.accept(key, job_id)
+    out = tmp_path / "cut_retaken.otio"
+    assert w.save_to(out)
+    with Journal(Path(os.environ["LTX_RETAKE_JOURNAL"])) as journal:
+        assert [j.step.value for j in journal.run(record.id).jobs] == ["spliced"]
+        assert journal.run(record.id).state == "finished"
+
+    again = window()                         # saved: reopening the original offers nothing again
+    assert again.open(cut)
+    qtbot.wait(300)
+    assert not again.session.ready_to_review() and list_versions(again.session.document.timeline) == []
+    assert again.open(out)
+    (found,) = list_versions(again.session.document.timeline)
+    assert found.active == "retake_v001" and Path(found.clip.media_references()["retake_v001"].target_url) == version
 
 
 def test_save_never_overwrites_the_opened_timeline_unless_asked(qtbot, window, tmp_path):

@@ -18,6 +18,7 @@ from ltx_retake.cli import main as cli
 from ltx_retake.compose import wiring_for
 from ltx_retake.errors import SelectionError, UnsupportedEditError
 from ltx_retake.live import retake_live
+from ltx_retake.selection import item_path
 from ltx_retake.plan import time_scalar
 from ltx_retake.ports import RetakeMode
 from ltx_retake.settings import Settings
@@ -85,9 +86,9 @@ def test_the_timeline_reads_as_otio_with_source_ranges_and_the_items_behind_them
 
 
 @pytest.mark.parametrize("version, expect", [
-    (V21, ("picks", [(0, "#2")])),                       # GetSelectedClips
+    (V21, ("picks", [(0, 1)])),                          # GetSelectedClips: the read's clip at track 0, item 1
     (V19, ("range", (0, "01:00:01:06", "01:00:03:06"))), # in/out marks (relative, out inclusive)
-    (V18, ("picks", [(0, "#1")])),                       # only the clip under the playhead
+    (V18, ("picks", [(0, 0)])),                          # only the clip under the playhead
 ])
 def test_the_pick_follows_what_the_version_can_report(media, version, expect):
     fake, tl, item_a, item_b = make_resolve(media, version)
@@ -96,7 +97,10 @@ def test_the_pick_follows_what_the_version_can_report(media, version, expect):
         tl.set_marks(30, 77)
     tl.set_playhead(START + 10)
     read = ResolveBridge(fake).read()
-    assert getattr(read, expect[0]) == expect[1]
+    if expect[0] == "picks":   # the picked clips themselves, as objects of the read (where they sit, to compare)
+        assert [(ti, item_path(read.timeline, clip)[1]) for ti, clip in read.picks] == expect[1]
+    else:
+        assert getattr(read, expect[0]) == expect[1]
     assert read.how
 
 
@@ -104,7 +108,9 @@ def test_on_21_0_4_an_empty_selection_falls_back_to_marks_then_the_playhead(medi
     fake, tl, item_a, item_b = make_resolve(media, V21)
     tl.set_playhead(START + A_LEN + 5)
     read = ResolveBridge(fake).read()
-    assert read.picks == [(0, "#2")] and "playhead" in read.how
+    assert [(ti, clip.metadata["ltx_retake"]["resolve"]["item"]) for ti, clip in read.picks] == [(0, item_b.GetUniqueId())]
+    assert "playhead" in read.how
+    assert read.picks[0][1] is read.timeline.tracks[0][1]      # the clip of the read itself, not a number to count
     tl.set_marks(0, 47)
     assert ResolveBridge(fake).read().range == (0, "01:00:00:00", "01:00:02:00")
 
@@ -245,7 +251,7 @@ def test_cli_retake_live_and_the_otio_route(media, tmp_path, monkeypatch, capsys
     assert cli(["resolve", "retake", "--prompt", "rain", "--mode", "video", "--media-dir", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "take 2 of 2" in out and item_b.GetSelectedTakeIndex() == 2
-    assert list((tmp_path / "LTX Retakes" / "Cut_1" / "snapshots").glob("*_retakes-V1.otio"))
+    assert list((tmp_path / "LTX Retakes" / "Cut_1" / "snapshots").glob("*_retakes.otio"))
 
     fake.GetProjectManager().GetCurrentProject().GetMediaPool().CreateEmptyTimeline("Cut 1 LTX retakes")
     fake.GetProjectManager().GetCurrentProject().SetCurrentTimeline(tl)

@@ -92,9 +92,9 @@ def main(timeline: Path | None = None, argv: list[str] | None = None, *, resolve
             return 2
     window = RetakeWindow(settings)
     window.show()
-    window.show_interrupted()
     if bridge is not None:
         window.attach_resolve(bridge)
     elif timeline is not None:
-        window.open(Path(timeline))
+        window.open(Path(timeline))     # lands what an earlier session of this timeline finished and never saved
+    window.show_interrupted()
     return app.exec()

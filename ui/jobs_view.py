@@ -236,11 +236,12 @@ class JobsView(QWidget):
             row.lines.append(f"note: {text}")
         self._render(row)
 
-    def add_interrupted(self, run_id: str, rows: list[tuple[str, str, str, str]]) -> None:
-        """A run the journal holds unfinished: its jobs as they stood, under one Resume button for the run."""
+    def add_interrupted(self, run_id: str, rows: list[tuple[str, str, str, str]], timeline: str = "") -> None:
+        """A run the journal holds unfinished (of the timeline file `timeline`): its jobs as they stood, under one
+        Resume button for the run."""
         header = self._headers.get(run_id)
         if header is None:
-            header = QTreeWidgetItem([f"Interrupted run {run_id}", "interrupted"])
+            header = QTreeWidgetItem([f"Interrupted run {run_id}" + (f" of {timeline}" if timeline else ""), "interrupted"])
             self.tree.addTopLevelItem(header)
             self._headers[run_id] = header
             button = QPushButton("Resume")

@@ -25,12 +25,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from ..compose import offline_wiring
-from ..errors import RetakeError, redact
-from ..live import LiveRead, landings_for, live_folder, write_snapshot
+from ..errors import RetakeError, SelectionError, redact
+from ..live import LiveRead, landings_for, live_folder, picked_clip, write_snapshot
 from ..metadata import NS
 from ..progress import Step
 from ..resolve_cli import delivery_for, retakes_root
-from ..selection import clips_on_track
 from ..settings import Settings
 from ..timing import exact_rate, format_timecode, parse_timecode, rate_text
 
@@ -278,11 +277,11 @@ class ResolveLink(QObject):
             view.set_playhead(start)
             return
         picks = []
-        for ti, ref in read.picks:
-            clips = clips_on_track(timeline.tracks[ti]) if 0 <= ti < len(timeline.tracks) else []
-            n = int(str(ref).lstrip("#") or 0)
-            if 1 <= n <= len(clips):
-                picks.append((ti, clips[n - 1][0]))
+        for ti, clip in read.picks:
+            try:
+                picks.append((ti, picked_clip(read, clip, timeline)))
+            except SelectionError:        # not in the document (never so for the snapshot read): left unpicked
+                continue
         view.set_picks(picks)
         if picks:
             found = next((p for p in view.selected_clips()), None)

@@ -202,15 +202,14 @@ class RetakeForm(QWidget):
             return
         lines = []
         spans = {}                     # the core's record spans (out exclusive) as marks read (inclusive)
-        for jobs in planned.jobs:
-            for job in jobs:
-                p = job.plan
-                before, after = (n / float(p.media.frame_rate) for n in p.context)
-                span = self.span_text(p.record_range) if self.span_text is not None else p.record_timecode
-                spans[p.record_timecode] = span
-                lines.append(f"{p.label}: {span}, {p.window_frames} frames ({p.duration:.2f} s); "
-                             f"context {before:.2f} s + {after:.2f} s: input {p.input_seconds:.2f} s")
-                lines.extend(f"  note: {note}" for note in p.notes)
+        for job in planned.jobs:
+            p = job.plan
+            before, after = (n / float(p.media.frame_rate) for n in p.context)
+            span = self.span_text(p.record_range) if self.span_text is not None else p.record_timecode
+            spans[p.record_timecode] = span
+            lines.append(f"{p.label}: {span}, {p.window_frames} frames ({p.duration:.2f} s); "
+                         f"context {before:.2f} s + {after:.2f} s: input {p.input_seconds:.2f} s")
+            lines.extend(f"  note: {note}" for note in p.notes)
         for sentence in planned.landing[:3]:
             for exclusive, inclusive in spans.items():
                 sentence = sentence.replace(exclusive, inclusive)

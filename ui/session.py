@@ -1,44 +1,49 @@
-"""The panel's working state: the open timeline, the retake runs in worker threads, and their events for the view.
+"""The panel's working state: the open document, its edits with their undo, and the retake runs for it.
 
-Everything here goes through the core (prepare, run, resume, splice_into, use_version) exactly as the CLI does;
-the only thing the panel adds is that its open document takes the finished versions in memory, so the user
-decides when and where to save.
+Everything here goes through the core exactly as the CLI does (`retake.plan`, `retake.start`, `landing.splice_into`,
+`use_version`), on copies of the document in memory: the clips and frames the editor picked become `Selection`s of
+that copy, the journal keeps the copy a run was planned on, a worker process generates the jobs, and the finished
+versions land in the open document, awaiting review; the user decides when and where to save.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import multiprocessing
+import os
 import queue
+import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import opentimelineio as otio
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from .. import retake
+from ..checks import default_media_dir
 from ..compose import offline_wiring, relink_settings
 from ..costs import Estimate, estimate
+from ..document import Document as CoreDocument
 from ..errors import InputError, RetakeError, SelectionError, UnsupportedEditError, redact
+from ..jobs import Job, Outcome, intact, job_from_record
 from ..journal import Journal
-from ..metadata import NS
-from ..paths import safe_stem, same_file
-from ..relink import Relinker, parse_path_map
-from ..ports import RetakeMode
-from ..progress import JobEvent, Step
-from ..checks import default_media_dir
-from ..jobs import Job, Outcome, job_from_record
-from ..landing import splice_into
-from ..orders import RetakeOrder
-from ..runner import prepare
-from ..selection import record_timecode, timeline_rate, track_label
+from ..landing import splice_into, version_files
 from ..limits import DEFAULT_CONTEXT_S
+from ..locks import hold, release
+from ..metadata import NS, version_key
+from ..orders import RetakeOrder, order_from
+from ..paths import safe_stem, same_file
+from ..ports import RetakeMode
+from ..progress import JobEvent, RunFinished, RunStarted, Step
+from ..relink import Relinker, parse_path_map
+from ..selection import (Selection, item_at, record_timecode, select_clip_object, select_frames, timeline_rate,
+                         track_label)
 from ..settings import Settings, journal_path, parse_size
-from ..metadata import version_key
-from ..splice import describe_landing
+from ..splice import describe_landing, lines_up
 from ..versions import ORIGINAL, list_versions, use_version
-from .worker import worker_main
+from .worker import job_detail, worker_main
 
 __all__ = ["Document", "Edit", "Request", "Planned", "RunState", "Session"]
 
@@ -164,11 +169,11 @@ class Document:
         base = self.path or Path.cwd() / "timeline.otio"
         return base.with_name(f"{safe_stem(base.stem)}_retakes.otio")
 
-    def snapshot(self, folder: Path) -> Path:
-        """The document as it is now, as a file a run can read (the run never sees later edits)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"timeline-r{self.revision}-{time.time_ns()}.otio"
-        return self.store.write(self.timeline, dest)
+    def copy(self) -> tuple[int, CoreDocument]:
+        """The document as it is now, for a plan or a run (which never see later edits): its revision, and the core's
+        document of the opened file holding a copy of the timeline."""
+        with self.lock:
+            return self.revision, self.source.with_timeline(self.timeline.deepcopy())
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class Request:
     provider: str
     model: str
     placement: str = "splice"
-    clips: tuple[tuple[int, int], ...] = ()      # (track index, #N among the track's clips)
+    clips: tuple[tuple[int, ...], ...] = ()      # each picked clip's place in the document (selection.item_path)
     range: tuple[int, int] | None = None          # record frames from the timeline's start, out exclusive
     track: int | None = None                      # the track a range applies to
     context_s: float | None = DEFAULT_CONTEXT_S   # footage sent each side of the window (None: all the service takes)
@@ -194,8 +199,8 @@ class Planned:
 
     request: Request
     revision: int
-    orders: list[RetakeOrder] = field(default_factory=list)
-    jobs: list[list[Job]] = field(default_factory=list)
+    order: RetakeOrder | None = None
+    jobs: list[Job] = field(default_factory=list)
     estimate: Estimate | None = None
     landing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -218,6 +223,8 @@ class RunState:
     run_id: str = ""
     pending: dict[str, str] = field(default_factory=dict)   # job id -> what showed before, until Accept/Discard
     landing: tuple | None = None        # (document revision, its copy with this run's versions, pending, problems)
+    landed: set[str] = field(default_factory=set)    # jobs whose versions are in the document (or never will be)
+    unsaved: set[str] = field(default_factory=set)   # landed, but in no saved timeline yet (the journal says READY)
     thread: threading.Thread | None = None
 
 
@@ -251,7 +258,6 @@ class Session(QObject):
         self.media_folder: Path | None = None   # where versions go when the output_dir setting is empty (Resolve mode)
         self.path_maps: list[tuple[str, str]] = []     # File > Relink Media, for this session (Settings keeps them)
         self.search_folders: list[Path] = []
-        self.folder = journal_path(settings).parent / "panel"
         self._queue: collections.deque = collections.deque()
         self._finished: collections.deque = collections.deque()
         self._plan_lock = threading.Lock()
@@ -328,52 +334,55 @@ class Session(QObject):
 
     # ---- planning ------------------------------------------------------------------------------------------
 
-    def orders_for(self, request: Request, snapshot: Path, output_stem: str) -> list[RetakeOrder]:
-        """The request as core orders: a range is one order; clips are one order per track."""
+    def order_for(self, request: Request) -> RetakeOrder:
+        """The request as the core's order on the open document: its versions land in the document, not a file."""
         doc = self.document
+        if doc.path is None:
+            raise InputError("Open a timeline first (File > Open).")
         maps, folders = self.relink_options()
-        base = dict(timeline=snapshot, prompt=request.prompt, mode=request.mode, provider=request.provider,
-                    model=request.model, placement=request.placement, media_dir=self.media_dir(),
-                    media_root=doc.path.parent if doc.path else None, max_parallel=self.max_parallel,
-                    delivery=self.delivery, path_maps=maps, media_search=folders, context_s=request.context_s,
-                    max_size=None if request.full_res else parse_size(self.settings.input_max_size),
-                    crossfade_ms=self.settings.audio_crossfade_ms, dissolve_frames=request.dissolve_frames)
-        tl = doc.timeline
+        return RetakeOrder(timeline=doc.path, output=None, prompt=request.prompt, mode=request.mode,
+                           provider=request.provider, model=request.model, placement=request.placement,
+                           per_clip=request.range is not None, media_dir=self.media_dir(), media_root=doc.path.parent,
+                           max_parallel=self.max_parallel, delivery=self.delivery, path_maps=tuple(maps),
+                           media_search=tuple(Path(f) for f in folders), context_s=request.context_s,
+                           max_size=None if request.full_res else parse_size(self.settings.input_max_size),
+                           crossfade_ms=self.settings.audio_crossfade_ms, dissolve_frames=request.dissolve_frames)
+
+    @staticmethod
+    def selections(request: Request, timeline: otio.schema.Timeline) -> list[Selection]:
+        """What the editor picked, found in `timeline` (a copy of the document the picks were made on): the marked
+        frames on the target track, or each clicked clip (a retaken shot's pieces are one clip)."""
         if request.range is not None:
             a, b = request.range
-            ti = request.track if request.track is not None else 0
-            return [RetakeOrder(output=self.folder / f"{output_stem}-1.otio", range=(str(a), str(b)),
-                                track=track_label(tl, ti), per_clip=True, **base)]
-        by_track: dict[int, list[str]] = {}
-        for ti, number in request.clips:
-            by_track.setdefault(ti, []).append(f"#{number}")
-        return [RetakeOrder(output=self.folder / f"{output_stem}-{i}.otio", clip=tuple(names), track=track_label(tl, ti), **base)
-                for i, (ti, names) in enumerate(sorted(by_track.items()), 1)]
+            return select_frames(timeline, request.track if request.track is not None else 0, a, b, per_clip=True)
+        found: dict[tuple, Selection] = {}
+        for path in request.clips:
+            try:
+                clip = item_at(timeline, path)
+            except (IndexError, TypeError):
+                raise SelectionError("A selected clip is no longer on the timeline; select it again.") from None
+            sel = select_clip_object(timeline, path[0], clip)
+            start = sel.record_range.start_time
+            found.setdefault((sel.track_index, start.value, start.rate), sel)
+        return [found[k] for k in sorted(found, key=lambda k: (k[0], k[1] / k[2]))]
 
     def plan(self, request: Request) -> None:
-        """Plan in a worker thread (probing media takes time); the result arrives as `planned`."""
+        """Plan in a worker thread (probing media takes time) on a copy of the document; the result arrives as
+        `planned`."""
         if self.document.timeline is None:
             return
         self._plan_seq += 1
         seq = self._plan_seq
 
-        def work() -> None:  # the snapshot is written here too: on a big timeline it takes a noticeable moment
-            doc = self.document
-            with doc.lock:
-                revision = doc.revision
-                try:
-                    snapshot = doc.snapshot(self.folder / "plans")
-                except RetakeError as exc:
-                    self.planned.emit(Planned(request, revision, problems=[redact(str(exc))]))
-                    return
-            result = self._plan_now(request, snapshot, revision)
-            snapshot.unlink(missing_ok=True)
+        def work() -> None:  # the copy is made here too: on a big timeline it takes a noticeable moment
+            revision, document = self.document.copy()
+            result = self._plan_now(request, document, revision)
             if seq == self._plan_seq:  # a newer request supersedes this one
                 self.planned.emit(result)
 
         threading.Thread(target=work, name="ltx-retake-plan", daemon=True).start()
 
-    def _plan_now(self, request: Request, snapshot: Path, revision: int) -> Planned:
+    def _plan_now(self, request: Request, document: CoreDocument, revision: int) -> Planned:
         out = Planned(request, revision)
         if not request.clips and request.range is None:
             out.problems.append("Select a clip (click it) or a range (drag on the ruler, or I and O at the playhead).")
@@ -384,69 +393,100 @@ class Session(QObject):
         if missing:
             out.problems.append(missing)
         with self._plan_lock:
-            maps, folders = self.relink_options()
-            wiring = offline_wiring(self.settings, path_maps=maps, media_search=folders)
             try:
-                out.orders = self.orders_for(request, snapshot, "plan")
-                for order in out.orders:
-                    timeline, jobs, _ = prepare(order, wiring)
-                    out.jobs.append(jobs)
-                    out.landing.extend(describe_landing(timeline, j.plan, order.placement) for j in jobs)
-            except RetakeError as exc:  # said of the editor's timeline, not of the copy planned on
-                out.problems.append(redact(str(exc)).replace(snapshot.name, self.document.path.name if self.document.path
-                                                             else "the timeline"))
+                out.order = order = self.order_for(request)
+                out.jobs, _ = retake.plan(document, self.selections(request, document.timeline), order,
+                                          self._planning_wiring())
+                out.landing = [describe_landing(document.timeline, j.plan, order.placement) for j in out.jobs]
+            except RetakeError as exc:
+                out.problems.append(redact(str(exc)))
                 return out
             except Exception as exc:  # noqa: BLE001 - a bug must reach the user as a sentence, not a traceback
                 out.problems.append(f"Planning failed unexpectedly ({type(exc).__name__}: {redact(str(exc))}); "
                                     "please report this with the timeline.")
                 return out
-        out.estimate = estimate([j.plan for jobs in out.jobs for j in jobs])
+        out.estimate = estimate([j.plan for j in out.jobs])
         return out
+
+    def _planning_wiring(self):
+        maps, folders = self.relink_options()
+        return offline_wiring(self.settings, path_maps=maps, media_search=folders)
 
     # ---- running -------------------------------------------------------------------------------------------
 
-    def start(self, request: Request) -> list[str]:
-        """Send a request (already planned and, when needed, confirmed): one run per order, in worker threads."""
-        doc = self.document
-        snapshot = doc.snapshot(self.folder / "runs")
-        stem = snapshot.stem.replace("timeline", "retaken")
-        keys = []
-        for order in self.orders_for(request, snapshot, stem):
-            key = f"r{len(self.runs) + 1}"
-            state = RunState(key, order)
-            self.runs[key] = state
-            keys.append(key)
-            state.thread = threading.Thread(target=self._run, args=(state,), name=f"ltx-retake-{key}", daemon=True)
-        for key in keys:
-            self.runs[key].thread.start()
-        return keys
+    def start(self, request: Request) -> str:
+        """Send a request (already planned and, when needed, confirmed) as one run: planned again on a copy of the
+        document as it is now, recorded in the journal (with that copy), then generated in a worker process."""
+        if self.document.timeline is None:
+            raise InputError("Open a timeline first (File > Open).")
+        _, document = self.document.copy()     # the picks' places are this document's, as it is now
+        state = self._new_run()
+        state.thread = threading.Thread(target=self._send, args=(state, request, document),
+                                        name=f"ltx-retake-{state.key}", daemon=True)
+        state.thread.start()
+        return state.key
 
-    def _log(self, key: str):
-        def log(event: JobEvent) -> None:
-            self._queue.append((key, event))
-        return log
-
-    def _run(self, state: RunState) -> None:
-        self._in_worker(state, "run", state.order)
-
-    def resume(self, run_id: str) -> str:
-        """Continue an interrupted run from the journal (requests are followed by id, never paid twice)."""
+    def _new_run(self, run_id: str = "") -> RunState:
         key = f"r{len(self.runs) + 1}"
         state = RunState(key, None, run_id=run_id)
         self.runs[key] = state
-        state.thread = threading.Thread(target=self._in_worker, args=(state, "resume", run_id), name=f"ltx-retake-{key}",
-                                        daemon=True)
-        state.thread.start()
-        return key
+        return state
 
-    def _in_worker(self, state: RunState, kind: str, what) -> None:
-        """Run or resume in a worker process (the window's interpreter never shares its lock with the jobs), then read
-        the outcome back from the journal. The worker dies with the panel; the journal then shows the run as
-        interrupted, and Resume picks it up."""
-        log = self._log(state.key)
+    def _send(self, state: RunState, request: Request, document: CoreDocument) -> None:
+        """In the run's thread: plan, number and record the run here (the journal keeps the planned timeline), then
+        have a worker process generate it."""
+        try:
+            order = self.order_for(request)
+            selections = self.selections(request, document.timeline)
+            wiring = self._planning_wiring()
+            with self._plan_lock, Journal(journal_path(self.settings)) as journal:
+                in_flight = journal.versions_in_flight()
+                jobs, media_dir = retake.plan(document, selections, order, wiring, reserved=in_flight)
+                started = retake.start(document, jobs, media_dir, order, wiring, journal, selections=selections,
+                                       reserved=in_flight)
+        except RetakeError as exc:
+            state.error = redact(str(exc))
+            self._finished.append(state.key)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug: a sentence in the panel, never a traceback
+            state.error = f"The retake could not start ({type(exc).__name__}: {redact(str(exc))}); please report this."
+            self._finished.append(state.key)
+            return
+        state.order, state.run_id = order, started.run_id
+        state.jobs = {j.id: j for j in started.jobs}
+        self._queue.append((state.key, RunStarted(started.run_id, tuple((j.id, j.plan.label, job_detail(j.plan))
+                                                                         for j in started.jobs))))
+        self._in_worker(state, resuming=False)
+
+    def resume(self, run_id: str) -> str:
+        """Continue an interrupted run from the journal (requests are followed by id, never paid twice)."""
+        state = self._new_run(run_id)
+        state.thread = threading.Thread(target=self._resume, args=(state,), name=f"ltx-retake-{state.key}", daemon=True)
+        state.thread.start()
+        return state.key
+
+    def _resume(self, state: RunState) -> None:
+        try:
+            with Journal(journal_path(self.settings)) as journal:
+                record = journal.run(state.run_id)
+        except RetakeError as exc:
+            state.error = redact(str(exc))
+            self._finished.append(state.key)
+            return
+        state.run_id = record.id
+        state.order = dataclasses.replace(order_from(record.order), timeline=record.timeline, output=record.output)
+        self._queue.append((state.key, RunStarted(record.id, tuple((j.name, j.plan.label, job_detail(j.plan))
+                                                                   for j in record.unfinished))))
+        self._in_worker(state, resuming=True)
+
+    def _in_worker(self, state: RunState, *, resuming: bool) -> None:
+        """Generate (or resume) the run in a worker process (the window's interpreter never shares its lock with the
+        jobs), then read its jobs back from the journal and splice the finished versions into a copy of the document.
+        The worker dies with the panel; the journal then holds the run, which the reopened panel lands or resumes."""
         ctx = multiprocessing.get_context("spawn")
         events, state.control = ctx.Queue(), ctx.Queue()
-        worker = ctx.Process(target=worker_main, args=(kind, what, self.local_config, self.max_parallel, events, state.control),
+        worker = ctx.Process(target=worker_main, args=(state.run_id, resuming, self.local_config, self.max_parallel,
+                                                       events, state.control, os.getpid()),
                              name=f"ltx-retake-{state.key}", daemon=True)
         try:
             worker.start()
@@ -459,27 +499,21 @@ class Session(QObject):
                     state.error = (f"The worker running these jobs stopped (exit {worker.exitcode}); the journal keeps the run: "
                                    "reopen the panel and Resume it.")
                     break
-                tag = item[0]
-                if tag == "order":
-                    state.order = item[1]
-                elif tag == "jobs":
-                    self._queue.append((state.key, item[1]))
-                elif tag == "event":
-                    if item[1].job == "run" and item[1].message.startswith("run "):
-                        state.run_id = item[1].message.split()[1]
-                    log(item[1])
-                elif tag == "done":
-                    state.run_id, state.error = item[1] or state.run_id, item[2]
+                if isinstance(item, RunFinished):
+                    state.error = item.error
                     break
+                self._queue.append((state.key, item))
             worker.join(timeout=10)
-            if state.run_id:
-                with Journal(journal_path(self.settings)) as journal:
-                    record = journal.run(state.run_id)
+            with Journal(journal_path(self.settings)) as journal:
+                record = journal.run(state.run_id)
                 jobs = [job_from_record(r) for r in record.jobs]
-                state.jobs = {j.id: j for j in jobs}
-                state.outcome = Outcome(jobs, record.output if record.output.exists() else None, record.media_dir,
-                                        run_id=record.id)
-                self._landing(state)
+                if not resuming:   # this process recorded the run: it lets go of it (resume did in the worker)
+                    journal.finish_run(record.id, complete=not any(j.recoverable or not j.step.finished for j in jobs))
+            retake.release_versions(jobs)
+            state.jobs = {j.id: j for j in jobs}
+            state.outcome = Outcome(jobs, record.output if record.output and record.output.exists() else None,
+                                    record.media_dir, run_id=record.id)
+            self._landing(state)
         except RetakeError as exc:
             state.error = redact(str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug: a sentence in the panel, never a traceback
@@ -487,23 +521,33 @@ class Session(QObject):
         self._finished.append(state.key)
 
     def interrupted(self):
-        """Runs a crash or a closed panel left unfinished (from the journal)."""
+        """Runs a crash or a closed panel left unfinished (from the journal), less the versions this panel has
+        already landed in its document."""
+        landed = {s.run_id for s in self.runs.values() if s.run_id and s.landed}
         with Journal(journal_path(self.settings)) as journal:
-            return journal.interrupted()
+            runs = journal.interrupted()
+        out = []
+        for record in runs:
+            if record.id in landed:
+                left = [j for j in record.unfinished if j.step != Step.READY]
+                if not left:
+                    continue
+            out.append(record)
+        return out
 
     def cancel(self, key: str, job_id: str) -> None:
         state = self.runs.get(key)
         if state is not None and state.control is not None:
             state.control.put(job_id)
 
-    def retry(self, key: str, job_id: str) -> list[str]:
+    def retry(self, key: str, job_id: str) -> str:
         """A failed job again: resumed by its request id when that can mend it, else planned anew over its window."""
         state = self.runs[key]
         job = state.jobs.get(job_id)
         if job is None or state.order is None:
             raise RetakeError("That job is not known any more; select the clip and retake it again.")
         if job.recoverable and state.run_id:
-            return [self.resume(state.run_id)]
+            return self.resume(state.run_id)
         p = job.plan
         rate = float(timeline_rate(self.document.timeline))
         a = round(p.record_range.start_time.rescaled_to(rate).value)
@@ -522,11 +566,11 @@ class Session(QObject):
         batch = []
         while self._queue:
             key, item = self._queue.popleft()
-            if isinstance(item, list):  # a run's planned jobs
+            if isinstance(item, RunStarted):
                 if batch:
                     self.events.emit(batch)
                     batch = []
-                self.runStarted.emit(key, item)
+                self.runStarted.emit(key, list(item.jobs))
             else:
                 batch.append((key, item))
         if batch:
@@ -534,46 +578,128 @@ class Session(QObject):
         while self._finished:
             self._land(self._finished.popleft())
 
+    def _ready(self, state: RunState) -> list[Job]:
+        """The run's finished versions this document has not taken yet: ready (a panel's run) or already written into
+        the run's own timeline (a command-line run resumed here)."""
+        return [j for j in state.jobs.values() if j.step in (Step.READY, Step.SPLICED) and j.id not in state.landed]
+
     def _landing(self, state: RunState) -> None:
         """In the run's thread: splice its versions into a copy of the document, so the window only swaps it in."""
         doc = self.document
-        done = [j for j in (state.outcome.jobs if state.outcome else []) if j.step == Step.SPLICED]
-        if not done or state.order is None or not self._belongs(state.order):
+        ready = self._ready(state)
+        if not ready or not self._belongs(state):
             return
         with doc.lock:
             if doc.timeline is None:
                 return
             revision, copy = doc.revision, doc.timeline.deepcopy()
-        state.landing = (revision, copy, *_splice_awaiting_review(copy, done, state.order.placement))
+        state.landing = (revision, copy, *_splice_awaiting_review(copy, ready, state.order.placement))
 
     def _land(self, key: str) -> None:
         """A run ended: its versions join the open document, awaiting Accept (what showed before stays showing)."""
         state = self.runs[key]
         if state.error:
             self.message.emit(state.error)
-        outcome, doc = state.outcome, self.document
-        done = [j for j in (outcome.jobs if outcome else []) if j.step == Step.SPLICED]
-        if state.landing is not None or (done and doc.timeline is not None and state.order is not None
-                                         and self._belongs(state.order)):
+        doc = self.document
+        ready = self._ready(state)
+        if state.landing is not None or (ready and doc.timeline is not None and self._belongs(state)):
             with doc.lock:
                 before = doc.timeline
                 if state.landing is not None and state.landing[0] == doc.revision:
                     _, after, pending, problems = state.landing
                 else:  # the document changed while the copy was made: splice into a copy of it here
                     after = before.deepcopy()
-                    pending, problems = _splice_awaiting_review(after, done, state.order.placement)
+                    pending, problems = _splice_awaiting_review(after, ready, state.order.placement)
                 state.landing = None
                 self._swap_in(state, before, after, pending)
+                landed = [state.jobs[j] for j in pending]
+                for job in landed:
+                    if job.step == Step.READY:      # in the document now; the journal says so once it is saved
+                        state.unsaved.add(job.id)
+                        job.step = Step.SPLICED
+                    state.landed.add(job.id)
             for sentence in problems:
                 self.message.emit(sentence)
+            if landed:
+                self.events.emit([(key, JobEvent(j.id, Step.SPLICED, f"{j.version.name} is in the timeline, awaiting "
+                                                                     "review")) for j in landed])
             self.documentChanged.emit()
-        elif done and outcome and outcome.output:
-            self.message.emit(f"The run wrote {outcome.output}; open it to see its versions.")
+        elif ready and state.outcome and state.outcome.output:
+            self.message.emit(f"The run wrote {state.outcome.output}; open it to see its versions.")
         self.runFinished.emit(key)
 
-    def _belongs(self, order: RetakeOrder) -> bool:
+    def _belongs(self, state: RunState) -> bool:
+        """Whether the run was made on the open document's file (its versions go nowhere else)."""
         doc = self.document
-        return doc.path is not None and (order.media_root is None or same_file(order.media_root, doc.path.parent))
+        return doc.path is not None and state.order is not None and same_file(state.order.timeline, doc.path)
+
+    # ---- saving --------------------------------------------------------------------------------------------
+
+    def save(self, path: Path, *, replace_opened: bool = False, accept_losses: bool = False) -> Path:
+        """Save the document (see Document.save) under the file's lock, then record in the journal that the versions
+        it holds are in a saved timeline: a reopened panel does not land them again."""
+        with hold(path, "saving", on_wait=self.message.emit):
+            written = self.document.save(path, replace_opened=replace_opened, accept_losses=accept_losses)
+        self._saved()
+        return written
+
+    def _saved(self) -> None:
+        held = version_files(self.document.timeline)
+        done = [(s, s.jobs[j]) for s in self.runs.values() for j in sorted(s.unsaved)
+                if s.jobs[j].version.path.name in held]
+        if not done:
+            return
+        try:
+            with Journal(journal_path(self.settings)) as journal:
+                for state, job in done:
+                    journal.record(job)             # SPLICED: in a timeline the editor saved
+                    state.unsaved.discard(job.id)
+                    release(job.version.path)
+                for run_id in {s.run_id for s, _ in done}:
+                    record = journal.run(run_id)
+                    shutil.rmtree(record.work_dir, ignore_errors=True) if not record.unfinished else None
+                    if not record.unfinished:
+                        journal.finish_run(run_id)
+        except RetakeError as exc:   # the timeline is saved; only the journal's note of it failed
+            self.message.emit(f"Saved, but the journal could not note it ({redact(str(exc))}); reopening the timeline "
+                              "may offer these versions again.")
+
+    # ---- reopening -----------------------------------------------------------------------------------------
+
+    def land_waiting(self) -> int:
+        """Versions earlier panel runs on this file finished but no saved timeline holds (the panel was closed or
+        killed before Save): they land in the document again, awaiting review. Returns how many."""
+        doc = self.document
+        if doc.timeline is None or doc.path is None:
+            return 0
+        with Journal(journal_path(self.settings)) as journal:
+            runs = [r for r in journal.interrupted() if r.output is None and same_file(r.timeline, doc.path)
+                    and any(j.step == Step.READY for j in r.jobs)]
+        count, elsewhere = 0, []
+        held = version_files(doc.timeline)
+        for record in runs:
+            state = self._new_run(record.id)
+            state.order = dataclasses.replace(order_from(record.order), timeline=record.timeline, output=None)
+            jobs = [job_from_record(r) for r in record.jobs]
+            state.jobs = {j.id: j for j in jobs}
+            ready = [j for j in jobs if j.step == Step.READY and intact(j.version.path, j.version_sha)
+                     and j.version.path.name not in held]
+            fits = [j for j in ready if lines_up(doc.timeline, j.plan)]
+            elsewhere += [j for j in ready if j not in fits]
+            state.landed |= {j.id for j in jobs if j not in fits}
+            state.outcome = Outcome(jobs, None, record.media_dir, run_id=record.id)
+            self._queue.append((state.key, RunStarted(record.id, tuple((j.id, j.plan.label, job_detail(j.plan))
+                                                                       for j in fits))))
+            self._finished.append(state.key)
+            count += len(fits)
+        for job in elsewhere:
+            self.message.emit(f"{job.version.name} was made on an earlier state of {doc.name} that no longer shows "
+                              f"{job.plan.clip_name!r} there; the file is kept at {job.version.path} "
+                              f"(`ltx-retake resume {job.run_id} -o FILE` writes the timeline it was made on).")
+        if count:
+            self.message.emit(f"{count} retake(s) from an earlier session were never saved: they are back in the "
+                              "timeline, awaiting review.")
+        return count
 
     def accept(self, key: str, job_id: str) -> str:
         """The finished job's version becomes the active one (undoable)."""

@@ -17,7 +17,7 @@ from ..plan import media_path_of
 from ..ports import RetakeMode
 from ..progress import Step
 from ..relink import Relinker
-from ..selection import record_timecode, timeline_rate
+from ..selection import item_path, record_timecode, timeline_rate
 from ..settings import Settings, load_settings
 from ..splice import linked_sound
 from ..versions import ORIGINAL, list_versions
@@ -314,6 +314,10 @@ class RetakeWindow(QMainWindow):
         notes = " ".join(self.session.document.source.notes) if self.session.document.source else ""
         self.say(f"Opened {path}. " + (f"{offline} clip(s) are offline: File > Relink Media finds them. " if offline else "")
                  + (f"{notes} " if notes else "") + "Click a clip, or drag on the ruler for a range; I and O set in and out.")
+        try:
+            self.session.land_waiting()          # what an earlier session finished on this file and never saved
+        except RetakeError as exc:               # the journal cannot be read: the timeline is open all the same
+            self.say(redact(str(exc)))
         self._title()
         return True
 
@@ -390,7 +394,7 @@ class RetakeWindow(QMainWindow):
                     f"{path.name} cannot hold everything this timeline has. It would lose:\n- " + "\n- ".join(lost)
                     + "\n\nSave anyway? (.otio keeps everything.)"):
                 return False
-            written = doc.save(path, replace_opened=replace_opened, accept_losses=bool(lost))
+            written = self.session.save(path, replace_opened=replace_opened, accept_losses=bool(lost))
         except RetakeError as exc:
             self._error("Not saved", redact(str(exc)))
             return False
@@ -453,8 +457,8 @@ class RetakeWindow(QMainWindow):
         rng = view.selected_range()
         if rng is not None:
             return self.form.request(range=rng, track=view.target_track())
-        clips = [(p.track_index, p.number) for p in view.selected_clips()]
-        return self.form.request(clips=clips)
+        timeline = self.session.document.timeline
+        return self.form.request(clips=[item_path(timeline, p.clip) for p in view.selected_clips()])
 
     def _replan(self) -> None:
         if self.session.document.timeline is None:
@@ -479,21 +483,20 @@ class RetakeWindow(QMainWindow):
         index = self.view.index()
         rate = float(timeline_rate(timeline))
         overlays = []
-        for jobs in planned.jobs:
-            for job in jobs:
-                p = job.plan
-                a = round(p.record_range.start_time.rescaled_to(rate).value)
-                b = round(p.record_range.end_time_exclusive().rescaled_to(rate).value)
-                before = round(p.window_offset / p.scalar) if p.scalar else p.window_offset
-                after = round((p.cut.total_frames - p.window_offset - p.window_frames) / p.scalar) if p.scalar else 0
-                overlays.append(Overlay(p.track_index, (a, b), (a - before, b + after), "",
-                                        index.item_span(p.track_index, a + 0.5)))
-                if p.mode != RetakeMode.REPLACE_VIDEO:
-                    for linked in linked_sound(timeline, p):
-                        overlays.append(Overlay(linked.track_index, (a, b), (a - before, b + after), "",
-                                                index.item_span(linked.track_index, a + 0.5), linked=True))
+        for job in planned.jobs:
+            p = job.plan
+            a = round(p.record_range.start_time.rescaled_to(rate).value)
+            b = round(p.record_range.end_time_exclusive().rescaled_to(rate).value)
+            before = round(p.window_offset / p.scalar) if p.scalar else p.window_offset
+            after = round((p.cut.total_frames - p.window_offset - p.window_frames) / p.scalar) if p.scalar else 0
+            overlays.append(Overlay(p.track_index, (a, b), (a - before, b + after), "",
+                                    index.item_span(p.track_index, a + 0.5)))
+            if p.mode != RetakeMode.REPLACE_VIDEO:
+                for linked in linked_sound(timeline, p):
+                    overlays.append(Overlay(linked.track_index, (a, b), (a - before, b + after), "",
+                                            index.item_span(linked.track_index, a + 0.5), linked=True))
         if overlays and planned.landing:
-            first = planned.jobs[0][0].plan if planned.jobs and planned.jobs[0] else None
+            first = planned.jobs[0].plan if planned.jobs else None
             text = planned.landing[0]
             if first is not None:   # the span as marks read: its last frame, not the exclusive out point
                 text = text.replace(first.record_timecode, inclusive_span(timeline, first.record_range))
@@ -627,11 +630,16 @@ class RetakeWindow(QMainWindow):
         except RetakeError as exc:
             self.say(redact(str(exc)))
             return 0
+        doc = self.session.document
+        others = 0
         for record in runs:
             rows = [(j.name, j.plan.label, j.step.value, j.error or "") for j in record.unfinished]
-            self.jobs.add_interrupted(record.id, rows)
+            self.jobs.add_interrupted(record.id, rows, timeline=record.timeline.name)
+            others += doc.path is None or record.timeline != doc.path
         if runs:
-            self.say(f"{len(runs)} run(s) were interrupted; Resume follows their requests without paying twice.")
+            self.say(f"{len(runs)} run(s) were interrupted" + (f" ({others} of other timelines: the list names each)"
+                                                               if others else "")
+                     + "; Resume follows their requests without paying twice.")
         return len(runs)
 
     # ---- the monitor and playback -----------------------------------------------------------------------------------
@@ -856,7 +864,10 @@ class RetakeWindow(QMainWindow):
         import opentimelineio as otio
 
         refs = clip.media_references()
-        ref = refs[otio.schema.Clip.DEFAULT_MEDIA_KEY if name == ORIGINAL else name]
+        ref = refs.get(otio.schema.Clip.DEFAULT_MEDIA_KEY if name == ORIGINAL else name)
+        if ref is None:
+            raise RetakeError(f"{clip.name} here has no {name} (its versions: {', '.join(sorted(refs))}); right-click "
+                              "the part of the clip that has it.")
         path = media_path_of(ref, base)
         info = self.media.probe(path)
         rate = float(info.frame_rate)
