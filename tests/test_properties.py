@@ -447,7 +447,7 @@ def check_plan(sel, plans, info: MediaInfo, limits) -> None:
         assert covered == frames(sel.record_range.duration, rec)
 
 
-@settings(max_examples=int(DEEPER or 600), **SETTINGS)
+@settings(max_examples=int(DEEPER or 300), **SETTINGS)   # LTX_RETAKE_PROPERTY_EXAMPLES=5000 digs deeper
 @given(data=st.data())
 def test_select_plan_splice_refuse_by_name_and_change_only_the_window(data):
     sc = data.draw(scenarios(), label="scenario")
