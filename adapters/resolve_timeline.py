@@ -77,14 +77,8 @@ def _generated(item: Any, duration: int, rate: Fraction) -> otio.schema.Clip:
 
 def version_info(item: Any) -> dict | None:
     """The provenance an LTX retake's marker carries on an item (None on the editor's own items)."""
-    for marker in (item.GetMarkers() or {}).values():
-        try:
-            data = json.loads((marker or {}).get("customData") or "")
-        except (ValueError, TypeError, AttributeError):
-            continue
-        if isinstance(data, dict) and data.get(NS):
-            return data
-    return None
+    found = versions_info(item)
+    return found[0] if found else None
 
 
 def versions_info(item: Any) -> list[dict]:

@@ -15,7 +15,7 @@ from ..ports import FileHost, RetakeService
 from ..settings import Secret, Settings
 from .fal import FalClient, FalStorage
 from .hosting import LoopbackUpload, UserUrlHost
-from .http_policy import is_loopback
+from .http_policy import RetryPolicy, is_loopback
 from .runcomfy import RunComfyClient
 from .wire import Bounds, UrlRule, address_refusal, guarded_transport
 
@@ -48,8 +48,10 @@ def http_client(rule: UrlRule | None = None, bounds: Bounds | None = None) -> ht
 
 @contextlib.contextmanager
 def open_service(provider: str, settings: Settings, *, model: str | None = None, local_protocol: str = "fal",
-                 local_config=None, http: httpx.Client | None = None) -> Iterator[OpenService]:
-    """Yield the service for `provider`; the local service is started in-process and stopped afterwards.
+                 local_config=None, http: httpx.Client | None = None,
+                 retry: RetryPolicy | None = None) -> Iterator[OpenService]:
+    """Yield the service for `provider`; the local service is started in-process and stopped afterwards. `http` and
+    `retry` (how calls safe to repeat are retried, and how long it waits between tries) are seams for tests.
 
     A remote service's addresses (fal_queue_url, fal_rest_url, runcomfy_url, file_host_url) must be https,
     or plain http to this machine only, and not private unless allow_private_hosts; results above the
@@ -64,7 +66,7 @@ def open_service(provider: str, settings: Settings, *, model: str | None = None,
     http = http or http_client(UrlRule(loopback_ok=provider == "local" or _all_loopback(settings, provider),
                                        private_ok=bounds.allow_private_hosts), bounds)
     local = None
-    common = {"max_download_bytes": max_bytes, "follow_timeout": wait, "bounds": bounds}
+    common = {"max_download_bytes": max_bytes, "follow_timeout": wait, "bounds": bounds, "retry": retry}
     try:
         if provider == "local":
             from .local_service import LocalService, LocalServiceConfig

@@ -8,24 +8,22 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .atomic import check_room, check_writable
-from .errors import (InputError, SelectionError)
-from .journal import version_in_flight
-from .locks import claimed
 from .document import Document
-from .paths import safe_stem, same_file
-from .metadata import NS, is_version_key, original_reference
-from .plan import Plan
-from .ports import MediaInfo
-from .timing import exact_rate, rate_text
-from .selection import Selection
-
-
+from .errors import InputError, SelectionError
 from .jobs import Job, Wiring
-from .ports import delivery_of
-from .orders import RetakeOrder
+from .journal import version_in_flight
 from .landing import splice_job
+from .locks import claimed
+from .metadata import is_version_key, NS, original_reference
+from .orders import RetakeOrder
+from .paths import safe_stem, same_file
+from .plan import Plan
+from .ports import delivery_of, MediaInfo
+from .selection import Selection
+from .timing import exact_rate, rate_text
 
-__all__ = ["free_version_path", "name_taken", "check_destination", "bytes_needed", "check_room_for", "check_relinked", "check_output", "default_media_dir", "refuse_undeliverable", "refuse_overlaps"]
+__all__ = ["free_version_path", "name_taken", "check_destination", "bytes_needed", "check_room_for", "check_relinked",
+           "check_output", "default_media_dir", "refuse_undeliverable", "refuse_overlaps"]
 
 
 def free_version_path(media_dir: Path, name: str, output: Path, claimed: set[Path]) -> Path:

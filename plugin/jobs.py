@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from .paths import file_sha256
 from .plan import Plan
-from .ports import (FileHost, MediaInfo, MediaTool, RetakeService, SubmittedJob, TimelineStore)
+from .ports import FileHost, MediaInfo, MediaTool, RetakeService, SubmittedJob, TimelineStore
 from .progress import EventLog, Step
 from .splice import Version
-
-
 
 __all__ = ["Wiring", "Job", "Outcome", "intact", "job_from_record"]
 

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import opentimelineio as otio
 
-from .errors import (InputError, RetakeError, SpliceError, redact)
+from .document import Document
+from .errors import InputError, redact, RetakeError, SpliceError
+from .jobs import Job, Wiring
 from .journal import failpoint
 from .locks import hold
-from .document import Document
-from .paths import file_sha256, same_file
 from .metadata import is_version_key
+from .orders import RetakeOrder
+from .paths import file_sha256, same_file
 from .ports import RetakeMode
 from .progress import EventLog, JobEvent, Progress, Step
 from .selection import track_label
-from .splice import (lines_up, linked_sound, place_above, splice_version)
-
-
-from .jobs import Job, Wiring
-from .orders import RetakeOrder
+from .splice import lines_up, linked_sound, place_above, splice_version
 
 if TYPE_CHECKING:  # the step machine hands itself in to record what happens to each job
     from .steps import StepRunner

@@ -1,9 +1,10 @@
 """The core on an in-memory document: plan a retake of the selections a face made, generate its jobs, land them.
 
-    jobs, media_dir = plan(document, selections, order, wiring)    # nothing sent, everything checked
-    started = start(document, jobs, order, wiring, journal)         # versions numbered, named and recorded
-    generate(jobs, wiring, started.work, order, journal=journal)    # the journaled steps, up to verified versions
-    land(timeline, ready_jobs, placement)                           # spliced into a timeline, each all or nothing
+    jobs, media_dir = plan(document, selections, order, wiring)              # nothing sent, everything checked
+    started = start(document, jobs, media_dir, order, wiring, journal,
+                    selections=selections)                                    # numbered, named and recorded
+    generate(started.jobs, wiring, started.work, order, journal=journal)      # the journaled steps, up to versions
+    land(timeline, ready_jobs, placement)                                     # spliced in, each all or nothing
 
 The command line, the panel and the Resolve bridge all come through here; only they turn what the editor did (a
 --clip, a click, Resolve's pick) into `selection.Selection`s.
@@ -208,5 +209,3 @@ def release_versions(jobs: list[Job], *, everything: bool = False) -> None:
         if job.version is not None and (everything or job.step in (Step.SPLICED, Step.CANCELLED)
                                         or (job.step == Step.FAILED and not job.recoverable)):
             release(job.version.path)
-
-

@@ -12,24 +12,21 @@ from typing import Callable
 import opentimelineio as otio
 
 from .atomic import PARTIAL, check_writable
-from .errors import (CancelledError, InputError, RetakeError, SpliceError)
-from .journal import Journal
-from .locks import release
+from .checks import check_destination
 from .document import Document
+from .errors import CancelledError, InputError, RetakeError, SpliceError
+from .jobs import Job, Outcome, Wiring, intact, job_from_record
+from .journal import Journal
+from .landing import splice_and_save, state_of, version_files
+from .locks import release
+from .orders import RetakeOrder, absolute_order, order_from, order_json, selections_of
 from .paths import file_sha256, same_file
 from .progress import EventLog, JobEvent, Progress, Step
+from .retake import generate, plan, release_versions, start
 from .selection import Selection
 from .splice import lines_up
 
-
-from .jobs import Job, Outcome, Wiring, intact, job_from_record
-from .orders import RetakeOrder, absolute_order, order_from, order_json, selections_of
-from .checks import check_destination
-from .landing import splice_and_save, state_of, version_files
-from .retake import generate, plan, release_versions, start
-
 __all__ = ["prepare", "prepare_document", "run", "resume", "drop"]
-
 
 
 def prepare(order: RetakeOrder, wiring: Wiring, progress: Progress | None = None, *,

@@ -11,21 +11,18 @@ import threading
 from fractions import Fraction
 from pathlib import Path
 
-
 from .atomic import copy_atomic
-from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, JobFailedError, MediaError, RetakeError,
-                     ServiceValidationError, SpliceError, SubmitUncertainError, TransientServiceError, redact,
-                     scrub, scrub_data)
+from .errors import (AuthError, BalanceError, CancelledError, ContentRefusedError, JobFailedError, MediaError, redact,
+                     RetakeError, scrub, scrub_data, ServiceValidationError, SpliceError, SubmitUncertainError,
+                     TransientServiceError)
+from .jobs import intact, Job, Wiring
 from .journal import Journal
+from .orders import RetakeOrder
 from .paths import file_sha256
 from .plan import timecode_at
-from .ports import (VIDEO_CODEC, delivery_of, ConformSpec, CutSpec, RetakeRequest, ServiceStatus)
+from .ports import ConformSpec, CutSpec, delivery_of, RetakeRequest, ServiceStatus, VIDEO_CODEC
 from .progress import Cancel, JobEvent, Progress, Step
 from .splice import Version
-
-
-from .jobs import Job, Wiring, intact
-from .orders import RetakeOrder
 
 __all__ = ["StepRunner", "request_key"]
 

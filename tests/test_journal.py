@@ -10,6 +10,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import opentimelineio as otio
 import pytest
 
 from ltx_retake.adapters.local_service import LocalService, LocalServiceConfig
@@ -86,6 +87,32 @@ def test_a_journal_from_a_newer_version_or_a_damaged_file_is_refused_with_a_sent
         Journal(damaged)
     (backup,) = tmp_path.glob("damaged.sqlite.damaged-*")
     assert backup.read_bytes() == damaged.read_bytes()
+
+
+def test_a_journal_an_earlier_version_wrote_is_brought_up_to_date_and_keeps_its_runs(tmp_path):
+    """A schema 2 journal (no planned timeline per run) opens, keeps its runs, and takes new runs with their timeline."""
+    path = tmp_path / "older.sqlite"
+    with Journal(path) as journal:
+        journal._write("INSERT INTO runs (id, created, updated, timeline, timeline_sha, output, media_dir, work_dir, "
+                       "order_json, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       ("20261101-000000-abcdef", 1.0, 1.0, "/t/cut.otio", "x", "/t/out.otio", "/t/m", "/t/m/.work/w",
+                        "{}", "finished"))
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE runs DROP COLUMN planned")      # as schema 2 had it
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    with Journal(path) as journal:
+        (old,) = journal.runs()
+        assert old.id == "20261101-000000-abcdef" and old.output == Path("/t/out.otio")
+        assert journal.planned(old.id) is None
+        timeline = otio.schema.Timeline(name="planned here")
+        run_id = journal.begin_run(order={}, timeline=tmp_path / "cut.otio", timeline_sha="y", output=None,
+                                   media_dir=tmp_path / "m", work_dir=tmp_path / "w", jobs=[], planned=timeline)
+        assert journal.run(run_id).output is None and journal.planned(run_id).name == "planned here"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    db.close()
 
 
 def test_the_estimate_names_its_basis_and_asks_when_a_price_is_unknown(project, tmp_path):

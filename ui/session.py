@@ -657,8 +657,8 @@ class Session(QObject):
                     release(job.version.path)
                 for run_id in {s.run_id for s, _ in done}:
                     record = journal.run(run_id)
-                    shutil.rmtree(record.work_dir, ignore_errors=True) if not record.unfinished else None
-                    if not record.unfinished:
+                    if not record.unfinished:        # every version is in a saved timeline: the run is over
+                        shutil.rmtree(record.work_dir, ignore_errors=True)
                         journal.finish_run(run_id)
         except RetakeError as exc:   # the timeline is saved; only the journal's note of it failed
             self.message.emit(f"Saved, but the journal could not note it ({redact(str(exc))}); reopening the timeline "
