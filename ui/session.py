@@ -626,6 +626,9 @@ class Session(QObject):
             self.documentChanged.emit()
         elif ready and state.outcome and state.outcome.output:
             self.message.emit(f"The run wrote {state.outcome.output}; open it to see its versions.")
+        elif ready and state.order is not None:   # a panel's run of another timeline, resumed here
+            self.message.emit(f"{len(ready)} version(s) of {state.order.timeline.name} are ready: open that timeline "
+                              "to review them.")
         self.runFinished.emit(key)
 
     def _belongs(self, state: RunState) -> bool:
@@ -675,15 +678,16 @@ class Session(QObject):
         with Journal(journal_path(self.settings)) as journal:
             runs = [r for r in journal.interrupted() if r.output is None and same_file(r.timeline, doc.path)
                     and any(j.step == Step.READY for j in r.jobs)]
-        count, elsewhere = 0, []
+        count, elsewhere, gone = 0, [], []
         held = version_files(doc.timeline)
         for record in runs:
             state = self._new_run(record.id)
             state.order = dataclasses.replace(order_from(record.order), timeline=record.timeline, output=None)
             jobs = [job_from_record(r) for r in record.jobs]
             state.jobs = {j.id: j for j in jobs}
-            ready = [j for j in jobs if j.step == Step.READY and intact(j.version.path, j.version_sha)
-                     and j.version.path.name not in held]
+            waiting = [j for j in jobs if j.step == Step.READY and j.version.path.name not in held]
+            ready = [j for j in waiting if intact(j.version.path, j.version_sha)]
+            gone += [j for j in waiting if j not in ready]
             fits = [j for j in ready if lines_up(doc.timeline, j.plan)]
             elsewhere += [j for j in ready if j not in fits]
             state.landed |= {j.id for j in jobs if j not in fits}
@@ -696,6 +700,9 @@ class Session(QObject):
             self.message.emit(f"{job.version.name} was made on an earlier state of {doc.name} that no longer shows "
                               f"{job.plan.clip_name!r} there; the file is kept at {job.version.path} "
                               f"(`ltx-retake resume {job.run_id} -o FILE` writes the timeline it was made on).")
+        for job in gone:
+            self.message.emit(f"{job.version.name} finished in an earlier session, but its file {job.version.path} is "
+                              "missing or changed since; `ltx-retake jobs` lists its run.")
         if count:
             self.message.emit(f"{count} retake(s) from an earlier session were never saved: they are back in the "
                               "timeline, awaiting review.")
