@@ -1107,25 +1107,43 @@ class _Writer:
     # pieces of a changed element
 
     def _bounds(self, info: _Info, pieces) -> list[Fraction]:
-        """Record times where the pieces meet, on the project's frame grid; a version's piece never starts before
-        or ends after its media (its edges round inward)."""
+        """Record times where the pieces meet, on the project's frame grid: each at the nearest frame edge (a clip at
+        another rate than the project's meets its version between two of the project's frames), except that a
+        version's piece never starts before or ends after its media (those edges then round inward)."""
         grid = info.seq_rate
         version = [self._shows_version(p.item) for p in pieces]
         bounds = [info.rec]
         for j in range(1, len(pieces)):
             frames = _seconds(pieces[j].record.start_time) * grid
+            f = math.floor(frames + Fraction(1, 2))
             if version[j]:
-                f = math.ceil(frames - Fraction(1, 1000))
-            elif version[j - 1]:
-                f = math.floor(frames + Fraction(1, 1000))
-            else:
-                f = round(frames)
+                first = self._media_edges(pieces[j])[0]
+                low = math.ceil(first * grid - Fraction(1, 1000)) if first is not None else \
+                    math.ceil(frames - Fraction(1, 1000))
+                f = max(f, low)
+            if version[j - 1]:
+                last = self._media_edges(pieces[j - 1])[1]
+                high = math.floor(last * grid + Fraction(1, 1000)) if last is not None else \
+                    math.floor(frames + Fraction(1, 1000))
+                f = min(f, high)
             bounds.append(Fraction(f) / grid)
         bounds.append(info.rec + info.dur)
         if any(b <= a for a, b in zip(bounds, bounds[1:])):
             raise InputError(f"The retake of {info.el.get('name', '')!r} is shorter than a frame of the project once its "
                              "edges meet the project's frames; retake a longer window.")
         return bounds
+
+    @staticmethod
+    def _media_edges(piece) -> tuple[Fraction | None, Fraction | None]:
+        """The record times (seconds) where the media a version's piece shows begins and ends (None: not known, or
+        not at the record's speed)."""
+        item = piece.item
+        ref = item.media_references().get(item.active_media_reference_key)
+        avail = getattr(ref, "available_range", None)
+        if avail is None or any(isinstance(e, otio.schema.TimeEffect) for e in item.effects):
+            return None, None
+        start = _seconds(piece.record.start_time) + _seconds(avail.start_time) - _seconds(item.source_range.start_time)
+        return start, start + _seconds(avail.duration)
 
     @staticmethod
     def _shows_version(item) -> bool:

@@ -29,10 +29,12 @@ from ltx_retake.document import ReadOptions
 from ltx_retake.errors import InputError, SelectionError, TimelineReadError, UnsupportedEditError
 from ltx_retake.origin import origin_of
 from ltx_retake.plan import source_clip, time_scalar
+from ltx_retake.relink import Relinker
 from ltx_retake.selection import find_track, select_clip, select_markers, track_label
 from ltx_retake.versions import list_versions
 
 from fcpxml_gen import make_fcpxml
+from showing import indices_shown as index_shown_at
 from standins import standin_media
 
 MEDIA = FfmpegMediaTool()
@@ -450,6 +452,25 @@ def test_corpus_retake_splits_the_picture_and_its_detached_sound(corpus, tmp_pat
     view = XmlView(after)
     check_times_against_the_xml(new, view, "OpenTimeline_Project")
     assert made  # the stand-in was used: relinked by name
+
+
+def test_corpus_mixed_rates_the_version_shows_over_the_marked_frames_by_content(corpus, tmp_path):
+    """FCP 11 at 59.94 with 23.976 media: a clip frame lasts 2.5 project frames. A window marked on the project's
+    frames shows the version over exactly those frames once written and read back, and every frame around it shows
+    the moment of the shot it showed before (read by the stand-ins' frame index)."""
+    src = corpus / CORPUS_FILES[2]
+    tl = read_timeline(src)
+    standin_media(_only_used(tl, {"TestVideo.mp4"}), tmp_path / "media", max_frames=12000)
+    out = tmp_path / "out.fcpxml"
+    assert retake(src, "--range", "4300", "4420", "--prompt", "snow", "-o", out, "--media-search", tmp_path / "media") == 0
+    check_dtd_structure(out.read_bytes())
+    new = read_timeline(out)
+    relinker = Relinker(None, (), [tmp_path / "media", tmp_path])
+    around = range(4296, 4424)
+    before, after = index_shown_at(tl, 0, around, relinker), index_shown_at(new, 0, around, relinker)
+    assert [t for t in around if before[t][2] != after[t][2]] == [], "a frame shows another moment of the shot"
+    shown = [t for t in around if "retake" in after[t][0].name]
+    assert (shown[0], shown[-1], len(shown)) == (4300, 4419, 120)      # was 4300-4418: the end rounded inward
 
 
 # --- generated projects -------------------------------------------------------------------------------------------
