@@ -155,11 +155,11 @@ def selections_for(read: LiveRead, timeline: otio.schema.Timeline) -> list[Selec
 
 
 def order_for(snapshot: Path, media_dir: Path, *, prompt: str, mode: RetakeMode, provider: str, model: str,
-              **extra) -> RetakeOrder:
-    """How the pick is retaken: versions placed above the clips (so the NLE keeps its own), the snapshot's run
-    written beside it."""
+              placement: str = "above", **extra) -> RetakeOrder:
+    """How the pick is retaken: versions placed above the clips by default (so the NLE keeps its own), the
+    snapshot's run written beside it."""
     return RetakeOrder(timeline=snapshot, output=snapshot.with_name(f"{snapshot.stem}_retakes.otio"), prompt=prompt,
-                       mode=mode, provider=provider, model=model, media_dir=media_dir, **{"placement": "above", **extra})
+                       mode=mode, provider=provider, model=model, media_dir=media_dir, placement=placement, **extra)
 
 
 def landings_for(read: LiveRead, jobs: list[Job]) -> list[Landing]:

@@ -103,7 +103,6 @@ def _status(live) -> int:
 def _retake(a, live, in_worker, report, confirm_cost) -> int:
     from .compose import model_for, wiring_for
     from .costs import estimate
-    from dataclasses import replace
 
     from .live import live_folder, order_for, retake_live, selections_for
     from .runner import run
@@ -136,8 +135,7 @@ def _retake(a, live, in_worker, report, confirm_cost) -> int:
             exported = live.export_otio(folder / "exports" / f"{stamp}.otio")
             document = wiring.store.open(exported)
             order = order_for(exported, media_dir or folder / "media", prompt=a.prompt, mode=mode, provider=a.provider,
-                              model=model, **extra)
-            order = replace(order, placement="splice")  # the OTIO route splices into the exported file
+                              model=model, placement="splice", **extra)   # the OTIO route splices into the export
             outcomes = [run(order, wiring, log, cancel, journal=journal, confirm=confirm, document=document,
                             selections=selections_for(read, document.timeline))]
             for outcome in outcomes:

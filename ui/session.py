@@ -454,9 +454,13 @@ class Session(QObject):
             return
         state.order, state.run_id = order, started.run_id
         state.jobs = {j.id: j for j in started.jobs}
-        self._queue.append((state.key, RunStarted(started.run_id, tuple((j.id, j.plan.label, job_detail(j.plan))
-                                                                         for j in started.jobs))))
+        self._started(state, started.run_id, [(j.id, j.plan) for j in started.jobs])
         self._in_worker(state, resuming=False)
+
+    def _started(self, state: RunState, run_id: str, jobs: list[tuple[str, object]]) -> None:
+        """Tell the view a run's jobs, (job id, plan) each, before any of their events."""
+        rows = tuple((job_id, plan.label, job_detail(plan)) for job_id, plan in jobs)
+        self._queue.append((state.key, RunStarted(run_id, rows)))
 
     def resume(self, run_id: str) -> str:
         """Continue an interrupted run from the journal (requests are followed by id, never paid twice)."""
@@ -475,8 +479,7 @@ class Session(QObject):
             return
         state.run_id = record.id
         state.order = dataclasses.replace(order_from(record.order), timeline=record.timeline, output=record.output)
-        self._queue.append((state.key, RunStarted(record.id, tuple((j.name, j.plan.label, job_detail(j.plan))
-                                                                   for j in record.unfinished))))
+        self._started(state, record.id, [(j.name, j.plan) for j in record.unfinished])
         self._in_worker(state, resuming=True)
 
     def _in_worker(self, state: RunState, *, resuming: bool) -> None:
@@ -692,8 +695,7 @@ class Session(QObject):
             elsewhere += [j for j in ready if j not in fits]
             state.landed |= {j.id for j in jobs if j not in fits}
             state.outcome = Outcome(jobs, None, record.media_dir, run_id=record.id)
-            self._queue.append((state.key, RunStarted(record.id, tuple((j.id, j.plan.label, job_detail(j.plan))
-                                                                       for j in fits))))
+            self._started(state, record.id, [(j.id, j.plan) for j in fits])
             self._finished.append(state.key)
             count += len(fits)
         for job in elsewhere:

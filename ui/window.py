@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, Q
 from ..compose import offline_wiring, warm_up
 from ..errors import RateUndecidedError, RetakeError, SelectionError, UnsupportedEditError, redact
 from ..plan import media_path_of
+from ..paths import same_file
 from ..ports import RetakeMode
 from ..progress import Step
 from ..relink import Relinker
@@ -635,7 +636,7 @@ class RetakeWindow(QMainWindow):
         for record in runs:
             rows = [(j.name, j.plan.label, j.step.value, j.error or "") for j in record.unfinished]
             self.jobs.add_interrupted(record.id, rows, timeline=record.timeline.name)
-            others += doc.path is None or record.timeline != doc.path
+            others += doc.path is None or not same_file(record.timeline, doc.path)
         if runs:
             self.say(f"{len(runs)} run(s) were interrupted" + (f" ({others} of other timelines: the list names each)"
                                                                if others else "")
